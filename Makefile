@@ -1,0 +1,43 @@
+# The two commands (CONTRACT §2): `make run` and `make test`. Each creates
+# .venv and installs the project the first time, then runs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: run test lint unit bench chaos browser clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m supervisor $(ARGS)
+
+# Chromium for the page test, from Debian's packages, never a browser download.
+browser:
+	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the page test will skip"; \
+	  else echo "warning: not root or no apt-get: cannot install chromium; the page test will skip"; fi; }
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: $(STAMP) browser lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(ARGS)
+
+chaos: $(STAMP)
+	$(PY) -m benchmarks.chaos $(ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,182 @@
+"""The Redis data layout and the message envelope.
+
+One stream entry per *batch of one connection's lines* (PITFALLS 25): a TCP
+worker stores every framed batch with `XADD history MAXLEN ~ N` and publishes
+the same entries live on one channel, both inside one Lua script call, so a
+batch costs one round trip and ids increase strictly across all workers.
+
+Stream entry fields: `port`, `peer`, `ts` (seconds, float text) and `data`
+(the batch's lines joined by "\\n"; a line never holds "\\n").
+
+Ids seen by clients:
+  * an entry id is the stream id, ``"<ms>-<seq>"``;
+  * a line id is ``"<ms>-<seq>-<index>"``, index 0-based inside its entry.
+Both order as tuples of integers; ``since=`` takes either (an entry id means
+"after that whole entry").
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+STREAM_KEY = "tcpws:history"
+LIVE_CHANNEL = "tcpws:live"
+WORKERS_KEY = "tcpws:workers"  # zset: worker name -> last heartbeat (unix s)
+WORKER_KEY_PREFIX = "tcpws:worker:"  # hash per worker, expires
+HEARTBEAT_INTERVAL = 1.0
+HEARTBEAT_TTL = 5
+DEFAULT_HISTORY_MAXLEN = 100_000
+
+# KEYS[1] = history stream. ARGV[1] = MAXLEN (approximate, counted in
+# entries), ARGV[2] = live channel, then groups of four: port, peer, ts, data.
+# Returns the number of entries stored. The live message is a JSON array of
+# [id, port, peer, ts, data] arrays, in stream order.
+PUBLISH_SCRIPT = """
+local out = {}
+for i = 3, #ARGV, 4 do
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+    'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3])
+  out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]}
+end
+if #out > 0 then
+  redis.call('PUBLISH', ARGV[2], cjson.encode(out))
+end
+return #out
+"""
+
+StreamId = tuple[int, int]
+
+
+def worker_key(name: str) -> str:
+    return WORKER_KEY_PREFIX + name
+
+
+def parse_stream_id(text: str) -> StreamId:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_stream_id(sid: StreamId) -> str:
+    return f"{sid[0]}-{sid[1]}"
+
+
+def parse_since(text: str) -> tuple[StreamId, int]:
+    """Parse a ``since=`` value into (entry id, last line index delivered).
+
+    ``"ms-seq-idx"`` means "after line idx of that entry"; ``"ms-seq"`` (or
+    ``"ms"``) means "after that whole entry" (index -1 stands for "all of
+    it", see `Entry.lines_after`). Raises ValueError on anything else."""
+    parts = text.split("-")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() and len(p) <= 20 for p in parts):
+        raise ValueError(f"malformed id {text!r}: expected MS-SEQ or MS-SEQ-INDEX")
+    ms = int(parts[0])
+    seq = int(parts[1]) if len(parts) > 1 else 0
+    if len(parts) == 3:
+        return (ms, seq), int(parts[2])
+    return (ms, seq), -1
+
+
+@dataclass(slots=True)
+class Entry:
+    """One stored batch: lines that arrived together on one connection.
+
+    Frames for each output format are built once per entry and shared by
+    every client that gets it (see `raw` and `json_items`)."""
+
+    id: StreamId
+    port: int
+    peer: str
+    ts: float
+    data: str
+    _json_items: str | None = field(default=None, repr=False)
+
+    @property
+    def id_text(self) -> str:
+        return format_stream_id(self.id)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.data.split("\n")
+
+    @property
+    def raw(self) -> str:
+        """The lines joined by "\\n": the raw format of the original design."""
+        return self.data
+
+    def envelopes(self, first_index: int = 0) -> list[dict[str, Any]]:
+        base = self.id_text
+        return [
+            {"id": f"{base}-{i}", "port": self.port, "peer": self.peer, "ts": self.ts, "data": line}
+            for i, line in enumerate(self.lines)
+            if i >= first_index
+        ]
+
+    @property
+    def json_items(self) -> str:
+        """The entry's envelopes as JSON objects joined by "," (no brackets),
+        so a frame of several entries is "[" + ",".join(...) + "]"."""
+        if self._json_items is None:
+            self._json_items = ",".join(
+                json.dumps(env, ensure_ascii=False, separators=(",", ":"))
+                for env in self.envelopes()
+            )
+        return self._json_items
+
+    def lines_after(self, index: int) -> Entry:
+        """This entry without its lines 0..index (index -1 keeps all)."""
+        if index < 0:
+            return self
+        kept = self.lines[index + 1 :]
+        trimmed = Entry(self.id, self.port, self.peer, self.ts, "\n".join(kept))
+        # Keep line ids stable: re-number from index + 1.
+        base = self.id_text
+        trimmed._json_items = ",".join(
+            json.dumps(
+                {"id": f"{base}-{index + 1 + i}", "port": self.port, "peer": self.peer,
+                 "ts": self.ts, "data": line},
+                ensure_ascii=False, separators=(",", ":"),
+            )
+            for i, line in enumerate(kept)
+        )
+        return trimmed
+
+    @property
+    def line_count(self) -> int:
+        return self.data.count("\n") + 1
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def decode_live(payload: bytes | str) -> list[Entry]:
+    """Decode one live message published by PUBLISH_SCRIPT."""
+    return [
+        Entry(parse_stream_id(_text(i)), int(p), _text(c), float(t), _text(d))
+        for i, p, c, t, d in json.loads(payload)
+    ]
+
+
+def entry_from_stream(sid: bytes | str, fields: dict[Any, Any]) -> Entry:
+    """Build an Entry from one XRANGE/XREAD item (bytes or str keys)."""
+    def get(name: str) -> str:
+        value = fields.get(name, fields.get(name.encode(), b""))
+        return _text(value)
+
+    return Entry(
+        parse_stream_id(_text(sid)),
+        int(get("port") or 0),
+        get("peer"),
+        float(get("ts") or 0.0),
+        get("data"),
+    )
+
+
+def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]]) -> list[str | int | float]:
+    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data)."""
+    args: list[str | int | float] = [maxlen, LIVE_CHANNEL]
+    for port, peer, ts, data in batch:
+        args.extend((port, peer, f"{ts:.3f}", data))
+    return args

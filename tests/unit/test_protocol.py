@@ -1,0 +1,48 @@
+import json
+
+import pytest
+
+from tcpws.backoff import Backoff
+from tcpws.protocol import Entry, decode_live, parse_since, publish_args
+
+
+def test_parse_since_forms() -> None:
+    assert parse_since("1700000000000-3-7") == ((1700000000000, 3), 7)
+    assert parse_since("1700000000000-3") == ((1700000000000, 3), -1)
+    for bad in ["", "x", "1-2-3-4", "-1", "1--2", "1.5"]:
+        with pytest.raises(ValueError):
+            parse_since(bad)
+
+
+def test_live_roundtrip_and_frames() -> None:
+    payload = json.dumps([["5-1", "8001", "127.0.0.1:9", "1.500", "a\nb"]])
+    (entry,) = decode_live(payload)
+    assert entry.id == (5, 1) and entry.port == 8001 and entry.lines == ["a", "b"]
+    assert entry.raw == "a\nb"
+    items = json.loads("[" + entry.json_items + "]")
+    assert [i["id"] for i in items] == ["5-1-0", "5-1-1"]
+    tail = entry.lines_after(0)
+    assert tail.raw == "b"
+    assert json.loads("[" + tail.json_items + "]")[0]["id"] == "5-1-1"
+
+
+def test_publish_args_layout() -> None:
+    args = publish_args(10, [(8001, "p", 1.0, "x")])
+    assert args == [10, "tcpws:live", 8001, "p", "1.000", "x"]
+
+
+def test_backoff_grows_caps_and_resets() -> None:
+    b = Backoff(base=1, cap=8)
+    delays = [b.next_delay() for _ in range(7)]
+    assert delays[0] == 0
+    assert 0.5 <= delays[1] <= 1 and 1 <= delays[2] <= 2 and 2 <= delays[3] <= 4
+    assert all(d <= 8 for d in delays)
+    b.succeeded(ran_for=1)
+    assert b.failures == 7
+    b.succeeded(ran_for=60)
+    assert b.next_delay() == 0
+
+
+def test_entry_is_plain() -> None:
+    e = Entry((1, 0), 1, "p", 0.0, "only")
+    assert e.line_count == 1 and e.id_text == "1-0"

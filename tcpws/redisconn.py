@@ -24,11 +24,15 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def connect(url: str, timeout: float = 5.0) -> aioredis.Redis:
+def connect(url: str, timeout: float = 5.0, client_name: str | None = None) -> aioredis.Redis:
     """A client that fails fast: no hidden retries (a retried script call
-    could store a batch twice), so callers own reconnects and back-off."""
+    could store a batch twice), so callers own reconnects and back-off.
+
+    `client_name` is set with CLIENT SETNAME on every connection, so an
+    operator (and the honcho redis entry) can tell our processes apart."""
     return aioredis.Redis.from_url(
         url,
+        client_name=client_name,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),

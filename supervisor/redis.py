@@ -1,0 +1,210 @@
+"""honcho's `redis` entry: `python -m supervisor.redis`.
+
+Runs the same embedded redis-server as the supervisor, on ``$PORT`` and on
+loopback only, as a child whose output it forwards.
+
+Why a wrapper and not `exec redis-server`: honcho sends SIGTERM to every
+process at once (CONTRACT §6, PITFALLS 6). A bare redis-server would be gone
+while the tcp workers are still publishing the lines they read. So on
+SIGTERM/SIGINT this wrapper keeps Redis serving until no tcp worker is
+connected any more (clients named ``tcpws-tcp:*``, seen in CLIENT LIST) or a
+grace period has passed, and only then stops Redis and exits 0 — well inside
+the 5 s after which honcho SIGKILLs everything.
+
+redis-server runs in its own process group, so honcho's group-wide SIGTERM
+reaches only this wrapper; it gets PDEATHSIG=KILL (through `setpriv`), so a
+SIGKILLed wrapper leaves no Redis behind (PITFALLS 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO
+
+import redis
+import redis.exceptions
+
+from supervisor.redisbin import RedisNotFound, find_redis_server, redis_argv
+from tcpws.logs import setup_logging
+
+log = logging.getLogger("tcpws.redis")
+
+TCP_CLIENT_PREFIX = "tcpws-tcp:"
+DEFAULT_PORT = 6379
+DEFAULT_GRACE = 3.5
+POLL_INTERVAL = 0.05
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class RedisEntryConfig:
+    port: int
+    grace: float
+    log_level: str
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> RedisEntryConfig:
+        parser = argparse.ArgumentParser(
+            prog="python -m supervisor.redis",
+            description="Embedded redis-server for the Procfile: on SIGTERM it keeps "
+                        "serving until the tcp workers have disconnected.")
+        parser.add_argument("--port", type=int, default=int(environ.get("PORT", DEFAULT_PORT)),
+                            help="port on 127.0.0.1 (default: $PORT, else 6379)")
+        parser.add_argument("--grace", type=float,
+                            default=float(environ.get("TCPWS_REDIS_GRACE", DEFAULT_GRACE)),
+                            help="longest wait for tcp workers to disconnect after SIGTERM "
+                                 "(default: $TCPWS_REDIS_GRACE, else 3.5 s; keep it < 5 s, "
+                                 "honcho's kill time-out)")
+        parser.add_argument("--log-level", default=environ.get("TCPWS_LOG_LEVEL", "INFO"))
+        args = parser.parse_args(list(argv))
+        if not 0 < args.port < 65536:
+            parser.error(f"--port {args.port}: must be 1-65535")
+        if args.grace < 0:
+            parser.error("--grace must be >= 0")
+        return cls(port=args.port, grace=args.grace, log_level=args.log_level)
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; a second signal also sets `hurry` (skip waiting)."""
+
+    def __init__(self) -> None:
+        self.should_exit = threading.Event()
+        self.hurry = threading.Event()
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.should_exit.is_set():
+            self.hurry.set()
+        self.should_exit.set()
+
+
+def _forward(stream: IO[bytes]) -> None:
+    """Copy redis-server's output to ours, line by line (PITFALLS 9)."""
+    for raw in stream:
+        sys.stdout.write(raw.decode("utf-8", "replace"))
+        sys.stdout.flush()
+
+
+def spawn_redis(port: int) -> subprocess.Popen[bytes]:
+    """Start redis-server in its own session, dying with us when possible."""
+    argv = redis_argv(find_redis_server(), port=port, bind="127.0.0.1")
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    else:
+        log.warning("setpriv not found: redis-server will not die with this process if it "
+                    "is SIGKILLed")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    assert proc.stdout is not None
+    threading.Thread(target=_forward, args=(proc.stdout,), daemon=True).start()
+    return proc
+
+
+def tcp_workers_connected(client: redis.Redis) -> int | None:
+    """How many tcp workers are connected; None when Redis does not answer."""
+    try:
+        clients = client.client_list()
+    except redis.exceptions.RedisError:
+        return None
+    return sum(1 for c in clients if str(c.get("name", "")).startswith(TCP_CLIENT_PREFIX))
+
+
+def wait_ready(proc: subprocess.Popen[bytes], client: redis.Redis, stop: StopFlag) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None and not stop.should_exit.is_set():
+        try:
+            if client.ping():
+                return True
+        except redis.exceptions.RedisError:
+            pass
+        stop.should_exit.wait(POLL_INTERVAL)
+    return False
+
+
+def wait_for_workers(client: redis.Redis, proc: subprocess.Popen[bytes], grace: float,
+                     stop: StopFlag) -> None:
+    """Keep Redis up until no tcp worker is connected, the grace passes, or a
+    second signal says hurry."""
+    deadline = time.monotonic() + grace
+    announced = False
+    while proc.poll() is None and not stop.hurry.is_set():
+        count = tcp_workers_connected(client)
+        if not count:
+            log.info("no tcp worker connected: stopping redis")
+            return
+        if not announced:
+            log.info("waiting up to %.1fs for %d tcp worker(s) to disconnect", grace, count)
+            announced = True
+        if time.monotonic() >= deadline:
+            log.warning("grace of %.1fs passed with %d tcp worker(s) still connected: "
+                        "stopping redis anyway", grace, count)
+            return
+        stop.hurry.wait(POLL_INTERVAL)
+
+
+def stop_redis(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM redis-server (no save configured, so it exits at once); SIGKILL
+    it if it does not. Returns its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        return proc.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        log.warning("redis-server did not stop within %.1fs: SIGKILL", STOP_TIMEOUT)
+        proc.kill()
+        return proc.wait(timeout=STOP_TIMEOUT)
+
+
+def run(config: RedisEntryConfig) -> int:
+    stop = StopFlag()
+    signal.signal(signal.SIGTERM, stop.handle)
+    signal.signal(signal.SIGINT, stop.handle)
+    try:
+        proc = spawn_redis(config.port)
+    except RedisNotFound as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    client = redis.Redis(host="127.0.0.1", port=config.port, socket_timeout=1.0,
+                         socket_connect_timeout=1.0, client_name="tcpws-redis-entry")
+    try:
+        if not wait_ready(proc, client, stop):
+            if stop.should_exit.is_set():
+                stop_redis(proc)
+                return 0
+            log.error("redis-server on port %d did not answer PING (exit code %s)",
+                      config.port, proc.poll())
+            stop_redis(proc)
+            return 1
+        log.info("redis ready on 127.0.0.1:%d (redis-server pid %d)", config.port, proc.pid)
+        while not stop.should_exit.wait(0.2):
+            if proc.poll() is not None:
+                log.error("redis-server exited unexpectedly with code %s", proc.returncode)
+                return 1
+        wait_for_workers(client, proc, config.grace, stop)
+    finally:
+        client.close()
+        rc = stop_redis(proc)
+    log.info("redis-server stopped (exit code %s)", rc)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = RedisEntryConfig.from_args(sys.argv[1:] if argv is None else argv, os.environ)
+    setup_logging("redis", config.log_level)
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,8 @@ changes the result (issue 4, acceptance 1)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,7 +43,7 @@ def frame_chunks(chunks: list[bytes], limit: int) -> tuple[list[str], Framer]:
 def split_at(stream: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(stream) + 1) for c in cuts})
     bounds = [0, *points, len(stream)]
-    return [stream[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [stream[a:b] for a, b in pairwise(bounds)]
 
 
 # Bytes rich in the interesting ones: newlines, CR, invalid UTF-8, multibyte.

@@ -1,0 +1,236 @@
+"""Batched, loss-free publishing of framed lines to Redis.
+
+One `Publisher` per worker, one task (`run`). Connections `submit` their
+lines into a pending record per connection; the task takes *everything*
+pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (one
+stream entry per connection, one live message for the call). No timers:
+while one call is in flight, new lines accumulate, so batches grow exactly
+as fast as Redis is slow (PITFALLS 17, 25).
+
+Never dropping a read line: a failed call keeps its batch and retries it
+(same lines, same order) after a back-off, for as long as it takes. While
+Redis is down, or while read-but-unstored bytes exceed `max_pending_bytes`,
+every connection stops reading (`set_paused(True)`), so TCP flow control
+pushes back on senders instead of memory growing. An outage is logged once
+when it starts and once when it ends.
+
+At-least-once: if Redis ran the script but its reply was lost (connection
+cut after the write), the retry stores that batch a second time. A sender
+using acks never sees an ack for such a batch before it is stored, so this
+is the "counted resend" case of docs/tcp_worker.md, never a loss."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from tcpws.backoff import Backoff
+from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tcpws.redisconn import redact_url
+
+from .stats import WorkerStats
+
+log = logging.getLogger(__name__)
+
+
+class Sender(Protocol):
+    """What the publisher needs from a connection."""
+
+    peer: str
+
+    def write_ack(self, count: int) -> None:
+        """Tell the sender `count` more of its lines are done."""
+
+    def flushed(self) -> None:
+        """A batch holding this sender's lines is done (it may close now)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One connection's lines waiting for the next call."""
+
+    ts: float
+    lines: list[str] = field(default_factory=list)
+    done: int = 0  # lines to ack once stored: these plus ones dropped by rule
+    nbytes: int = 0
+
+
+class Publisher:
+    """Owns the Redis client's write path; see the module doc."""
+
+    def __init__(self, client: aioredis.Redis, *, redis_url: str, port: int, maxlen: int,
+                 max_pending_bytes: int, ack: bool, stats: WorkerStats,
+                 set_paused: Callable[[bool], None]) -> None:
+        self._client = client
+        self._url = redact_url(redis_url)
+        self._port = port
+        self._maxlen = maxlen
+        self._high = max_pending_bytes
+        self._low = max_pending_bytes // 2
+        self._ack = ack
+        self._stats = stats
+        self._set_paused = set_paused
+        self._pending: dict[Sender, _Pending] = {}
+        self._inflight: dict[Sender, _Pending] = {}
+        self._pending_bytes = 0
+        self._wake = asyncio.Event()
+        self._flushed = asyncio.Event()
+        self._flushed.set()
+        self._sha: str | None = None
+        self._down_since: float | None = None
+        self._backoff = Backoff(base=0.1, cap=2.0)
+        self.paused = False
+
+    # -- called by connections (synchronous, on the loop thread) --
+
+    def submit(self, sender: Sender, lines: list[str], done: int, nbytes: int) -> None:
+        """Queue `lines` (and `done` lines to ack, >= len(lines)) of `sender`."""
+        if done == 0:
+            return
+        pending = self._pending.get(sender)
+        if pending is None:
+            pending = self._pending[sender] = _Pending(time.time())
+        pending.lines += lines
+        pending.done += done
+        pending.nbytes += nbytes
+        self._pending_bytes += nbytes
+        self._stats.unpublished += len(lines)
+        if self._pending_bytes > self._high and not self.paused:
+            self._update_flow()
+        self._flushed.clear()
+        self._wake.set()
+
+    def has_pending(self, sender: Sender) -> bool:
+        return sender in self._pending or sender in self._inflight
+
+    @property
+    def redis_down(self) -> bool:
+        return self._down_since is not None
+
+    async def wait_flushed(self) -> None:
+        """Return once nothing is pending and no call is in flight."""
+        await self._flushed.wait()
+
+    # -- the task --
+
+    async def wait_for_redis(self, stop: asyncio.Event) -> bool:
+        """Start-up: retry PING (+ SCRIPT LOAD) with back-off until it works
+        (True) or `stop` is set (False). Never raises for Redis being down:
+        under honcho Redis may well start after us."""
+        last_error = ""
+        attempts = 0
+        while not stop.is_set():
+            attempts += 1
+            try:
+                await self._client.ping()
+                self._sha = await self._client.script_load(PUBLISH_SCRIPT)
+            except (RedisError, OSError) as exc:
+                error = str(exc) or type(exc).__name__
+                if error != last_error:
+                    log.warning("Redis at %s not reachable (%s); retrying with back-off",
+                                self._url, error)
+                    last_error = error
+                else:
+                    log.debug("Redis at %s still not reachable (attempt %d)", self._url, attempts)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._backoff.next_delay())
+                continue
+            if last_error:
+                log.info("Redis at %s answers after %d attempts", self._url, attempts)
+            self._backoff.succeeded()
+            return True
+        return False
+
+    async def run(self) -> None:
+        """Publish batches until cancelled. Cancelling loses nothing silently:
+        whatever is pending or in flight stays counted in `stats.unpublished`."""
+        while True:
+            if not self._pending:
+                self._flushed.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch, self._pending = self._pending, {}
+            self._inflight = batch
+            entries = [(self._port, sender.peer, p.ts, "\n".join(p.lines))
+                       for sender, p in batch.items() if p.lines]
+            if entries:
+                await self._store(publish_args(self._maxlen, entries))
+            self._inflight = {}
+            self._complete(batch)
+
+    async def _store(self, args: list[str | int | float]) -> None:
+        """One EVALSHA; on failure keep the batch and retry it with back-off."""
+        noscript = 0
+        while True:
+            try:
+                if self._sha is None:
+                    self._sha = await self._client.script_load(PUBLISH_SCRIPT)
+                await self._client.evalsha(self._sha, 1, STREAM_KEY, *args)
+            except NoScriptError:
+                # Redis restarted (or SCRIPT FLUSH): the script did not run.
+                self._sha = None
+                noscript += 1
+                if noscript > 1:
+                    await asyncio.sleep(self._backoff.next_delay())
+                continue
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                await asyncio.sleep(self._backoff.next_delay())
+                continue
+            self._recovered()
+            return
+
+    def _failed(self, exc: BaseException) -> None:
+        self._stats.publish_errors += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("cannot publish to Redis at %s (%s); pausing reads and retrying "
+                        "with back-off, %d lines waiting", self._url,
+                        str(exc) or type(exc).__name__, self._stats.unpublished)
+            self._update_flow()
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            log.info("Redis at %s back after %.1f s; publishing %d waiting lines", self._url,
+                     time.monotonic() - self._down_since, self._stats.unpublished)
+            self._down_since = None
+            self._backoff.succeeded()
+            self._update_flow()
+
+    def _complete(self, batch: dict[Sender, _Pending]) -> None:
+        """Account for a stored batch, ack it, let closing connections go."""
+        stored = 0
+        for sender, p in batch.items():
+            stored += len(p.lines)
+            self._pending_bytes -= p.nbytes
+            if self._ack:
+                sender.write_ack(p.done)
+            sender.flushed()
+        self._stats.lines += stored
+        self._stats.unpublished -= stored
+        if self.paused:
+            self._update_flow()
+
+    def _update_flow(self) -> None:
+        """Pause every connection above the high mark or while Redis is down;
+        resume once connected and under the low mark (hysteresis)."""
+        if self._down_since is not None or self._pending_bytes > self._high:
+            paused = True
+        elif self._pending_bytes <= self._low:
+            paused = False
+        else:
+            paused = self.paused
+        if paused != self.paused:
+            self.paused = paused
+            log.debug("reading %s (%d bytes pending)", "paused" if paused else "resumed",
+                      self._pending_bytes)
+            self._set_paused(paused)

@@ -1,0 +1,261 @@
+"""Accepting TCP connections, framing their bytes, limits and the drain.
+
+One `Connection` (an `asyncio.Protocol`) per socket: bytes go through its
+`Framer` and the complete lines straight to the `Publisher` — no per-line
+task, no `readline()` (PITFALLS 24). `TcpServer` owns the listening socket
+and the set of connections: max connections, idle time-out, pausing every
+socket for back-pressure, and the drain on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from typing import Any, cast
+
+from tcpws.lifecycle import LISTEN_BACKLOG
+
+from .config import Config
+from .framing import Framer
+from .publisher import Publisher
+from .stats import WorkerStats
+
+log = logging.getLogger(__name__)
+
+REJECT_MESSAGE = b"-ERR too many connections\n"
+QUIET_BEFORE_CLOSE = 0.2  # drain: a connection silent this long (no partial line) is idle
+LONG_LINE_LOG_EVERY = 10.0  # seconds between "over-long line" warnings
+
+
+def format_peer(peername: Any) -> str:
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername)
+
+
+class Connection(asyncio.Protocol):
+    """One TCP sender. `closing` means: read no more, close once every line
+    read from it is stored (and acked), so acks survive a half-close."""
+
+    def __init__(self, server: TcpServer) -> None:
+        self._server = server
+        self._publisher = server.publisher
+        self._stats = server.stats
+        self._framer = Framer(server.config.max_line_bytes)
+        self._seen_long = 0
+        self._seen_empty = 0
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.last_active = time.monotonic()
+        self.closing = False
+        self.rejected = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.peer = format_peer(transport.get_extra_info("peername"))
+        self._server.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing or self.rejected:
+            return
+        self.last_active = time.monotonic()
+        self._stats.bytes += len(data)
+        lines = self._framer.feed(data)
+        dropped = self._count_drops()
+        self._publisher.submit(self, lines, len(lines) + dropped, len(data))
+
+    def eof_received(self) -> bool:
+        """Half-close: publish the tail, keep the socket open for the acks."""
+        if not self.closing and not self.rejected:
+            lines = self._framer.finish()
+            dropped = self._count_drops()
+            self._publisher.submit(self, lines, len(lines) + dropped, 0)
+        self.close_when_flushed()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.debug("connection from %s lost: %s", self.peer, exc)
+        if not self.closing:
+            # Reset by the peer: its whole lines are published already; an
+            # unterminated tail may be cut short, so it is dropped (counted).
+            self._stats.dropped_tail += self._framer.abandon()
+        self.closing = True
+        self._server.remove(self)
+
+    def _count_drops(self) -> int:
+        long, empty = self._framer.dropped_long, self._framer.dropped_empty
+        new_long, new_empty = long - self._seen_long, empty - self._seen_empty
+        if not new_long and not new_empty:
+            return 0
+        self._seen_long, self._seen_empty = long, empty
+        self._stats.dropped_long += new_long
+        self._stats.dropped_empty += new_empty
+        if new_long:
+            self._server.log_long_line(self.peer)
+        return new_long + new_empty
+
+    @property
+    def has_partial(self) -> bool:
+        return self._framer.has_partial
+
+    # -- called by the publisher --
+
+    def write_ack(self, count: int) -> None:
+        if count and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"+%d\n" % count)
+
+    def flushed(self) -> None:
+        if self.closing:
+            self.close_when_flushed()
+
+    # -- closing --
+
+    def close_when_flushed(self) -> None:
+        """Stop reading; close as soon as nothing of ours is unpublished."""
+        self.closing = True
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.pause_reading()
+        if not self._publisher.has_pending(self):
+            self.transport.close()
+
+    def force_close(self) -> None:
+        """Idle time-out or drain time-out: drop an unterminated tail (counted)."""
+        if not self.closing:
+            self._stats.dropped_tail += self._framer.abandon()
+        self.close_when_flushed()
+
+    def set_reading(self, on: bool) -> None:
+        if self.transport is None or self.closing or self.transport.is_closing():
+            return
+        if on:
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class TcpServer:
+    """The listening socket and every open connection of this worker."""
+
+    def __init__(self, config: Config, stats: WorkerStats, publisher: Publisher) -> None:
+        self.config = config
+        self.stats = stats
+        self.publisher = publisher
+        self.connections: set[Connection] = set()
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._all_closed = asyncio.Event()
+        self._all_closed.set()
+        self._long_logged_at = -LONG_LINE_LOG_EVERY
+        self._long_unlogged = 0
+
+    async def start(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        # backlog given explicitly: asyncio would re-listen with 100 (PITFALLS 31).
+        self._server = await loop.create_server(lambda: Connection(self), sock=sock,
+                                                backlog=LISTEN_BACKLOG)
+        if self.config.idle_timeout > 0:
+            self._sweeper = asyncio.create_task(self._sweep_idle(), name="idle-sweeper")
+
+    def add(self, conn: Connection) -> None:
+        if len(self.connections) >= self.config.max_connections:
+            conn.rejected = True
+            self.stats.rejected += 1
+            assert conn.transport is not None
+            conn.transport.write(REJECT_MESSAGE)
+            conn.transport.close()
+            log.warning("rejected %s: %d connections open (--max-connections)",
+                        conn.peer, len(self.connections))
+            return
+        self.connections.add(conn)
+        self._all_closed.clear()
+        self.stats.connections = len(self.connections)
+        self.stats.connections_total += 1
+        if self.publisher.paused:
+            conn.set_reading(False)
+
+    def remove(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        self.stats.connections = len(self.connections)
+        if not self.connections:
+            self._all_closed.set()
+
+    def set_paused(self, paused: bool) -> None:
+        """Back-pressure from the publisher: every socket stops/starts reading."""
+        for conn in self.connections:
+            conn.set_reading(not paused)
+
+    def log_long_line(self, peer: str) -> None:
+        now = time.monotonic()
+        self._long_unlogged += 1
+        if now - self._long_logged_at >= LONG_LINE_LOG_EVERY:
+            log.warning("dropped %d over-long line(s) (> %d bytes), latest from %s; "
+                        "%d dropped since start", self._long_unlogged,
+                        self.config.max_line_bytes, peer, self.stats.dropped_long)
+            self._long_logged_at = now
+            self._long_unlogged = 0
+
+    async def _sweep_idle(self) -> None:
+        timeout = self.config.idle_timeout
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 2))
+            if self.publisher.paused:
+                continue  # we stopped reading them: their silence is ours
+            limit = time.monotonic() - timeout
+            for conn in [c for c in self.connections if not c.closing]:
+                if conn.last_active < limit:
+                    self.stats.idle_closed += 1
+                    log.info("closing %s: idle for %.0f s", conn.peer, timeout)
+                    conn.force_close()
+
+    async def drain(self, deadline: float, hurry: asyncio.Event) -> None:
+        """Stop accepting; close idle connections at once and busy ones when
+        they go quiet or close, until `deadline` (monotonic) or `hurry`; then
+        close the rest, dropping (and counting) their unterminated tails.
+        Lines already read stay with the publisher, to be flushed after."""
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        while self.connections and not hurry.is_set() and time.monotonic() < deadline:
+            quiet_since = time.monotonic() - QUIET_BEFORE_CLOSE
+            idle = [c for c in self.connections
+                    if not c.closing and not c.has_partial and c.last_active < quiet_since]
+            if idle:
+                # Let the selector deliver what the kernel already holds first.
+                await asyncio.sleep(0.01)
+                for conn in idle:
+                    if conn.last_active < quiet_since and not conn.has_partial:
+                        conn.close_when_flushed()
+            await _wait_any(self._all_closed, hurry,
+                            within=min(0.1, max(0.0, deadline - time.monotonic())))
+        for conn in list(self.connections):
+            if not conn.closing:
+                log.info("drain time-out: closing %s", conn.peer)
+            conn.force_close()
+
+    async def wait_closed(self) -> None:
+        """Until every connection is gone (callers bound it with a time-out)."""
+        await self._all_closed.wait()
+
+    def abort_all(self) -> None:
+        """Last resort at exit: whatever is still open is cut."""
+        for conn in list(self.connections):
+            conn.abort()
+
+
+async def _wait_any(*events: asyncio.Event, within: float) -> None:
+    """Return when any event is set or `within` seconds pass."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

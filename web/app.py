@@ -1,0 +1,174 @@
+"""The FastAPI app: `/ws`, the health and status endpoints, and the page.
+
+`create_app(config)` builds one app around one `Hub`; the lifespan starts
+and stops the hub (lifespan only: `on_event` is gone in Starlette 1.x,
+PITFALLS 22). Access control is checked in this order: Origin (403 before
+the handshake), token (accepted, then closed 1008 "unauthorized", so that a
+browser sees the reason), query parameters (accepted, closed 1008 with a
+reason)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from redis.exceptions import RedisError
+from starlette.datastructures import QueryParams
+from starlette.staticfiles import StaticFiles
+
+from tcpws.protocol import StreamId, parse_since
+from web.clients import Client, ClientClosed, race_receive
+from web.config import WebConfig
+from web.history import replay
+from web.hub import Hub
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+FORMATS = ("raw", "json")
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    fmt: str = "raw"
+    port: int | None = None
+    since: tuple[StreamId, int] | None = None
+
+
+def parse_params(query: QueryParams) -> StreamParams:
+    """Validate `/ws` query parameters; ValueError says what is wrong."""
+    fmt = query.get("format", "raw")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: use raw or json")
+    port = None
+    if "port" in query:
+        text = query["port"]
+        if not text.isdigit() or not 0 < int(text) < 65536:
+            raise ValueError(f"port must be an integer 1-65535, got {text[:20]!r}")
+        port = int(text)
+    since = None
+    if "since" in query:
+        since = parse_since(query["since"][:64])
+    return StreamParams(fmt, port, since)
+
+
+def origin_allowed(config: WebConfig, origin: str | None) -> bool:
+    """Browsers always send Origin; a client that sends none is not a
+    browser (and not what the allow-list protects against)."""
+    if not config.allowed_origins or origin is None:
+        return True
+    origin = origin.strip().rstrip("/").lower()
+    return any(o == "*" or o.lower() == origin for o in config.allowed_origins)
+
+
+def token_ok(config: WebConfig, ws: WebSocket) -> bool:
+    if config.ws_token is None:
+        return True
+    given = ws.query_params.get("token")
+    auth = ws.headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    return given is not None and hmac.compare_digest(given.encode(), config.ws_token.encode())
+
+
+def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
+    hub = hub or Hub(config)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.hub = hub
+
+    async def refuse(ws: WebSocket, reason_key: str, reason: str) -> None:
+        hub.stats.drop(reason_key)
+        await ws.accept()
+        await ws.close(1008, reason[:120])
+
+    @app.websocket("/ws")
+    async def stream(ws: WebSocket) -> None:
+        if not origin_allowed(config, ws.headers.get("origin")):
+            hub.stats.drop("origin")
+            await ws.close(1008)  # before accept: uvicorn answers HTTP 403
+            return
+        if not token_ok(config, ws):
+            await refuse(ws, "auth", "unauthorized")
+            return
+        try:
+            params = parse_params(ws.query_params)
+        except ValueError as exc:
+            await refuse(ws, "bad_request", str(exc))
+            return
+        await ws.accept()
+        if hub.registry.closing is not None:
+            await ws.close(*hub.registry.closing)
+            return
+        client = Client(ws, params.fmt, params.port, config.client_queue_bytes, hub.stats)
+        hub.registry.add(client)
+        hub.broadcaster.add(client)  # before any history read: no gap
+        try:
+            await race_receive(ws, lambda: client.run(_resume(hub, client, params)))
+        finally:
+            hub.broadcaster.remove(client)
+            hub.registry.discard(client)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready = hub.ready and hub.registry.closing is None
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body = hub.metrics.render(await hub.heartbeats())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/status")
+    async def status() -> JSONResponse:
+        return JSONResponse(await hub.status())
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    return app
+
+
+def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:
+    if params.since is None:
+        return None
+    hub.stats.resumes += 1
+    return _Replay(hub, client, *params.since)
+
+
+class _Replay:
+    """The history replay a resuming client runs before live data; a failed
+    read closes with 1011 so the client resumes again (PITFALLS 34)."""
+
+    def __init__(self, hub: Hub, client: Client, since: StreamId, index: int) -> None:
+        self._hub, self._client, self._since, self._index = hub, client, since, index
+
+    async def __call__(self) -> None:
+        try:
+            await replay(self._client, self._hub.commands, self._since, self._index)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("history read for %s failed: %s; closing 1011", self._client.peer, exc)
+            self._hub.stats.drop("history")
+            await self._client.close(1011, "history read failed")
+            raise ClientClosed from exc

@@ -1,0 +1,266 @@
+"""One Redis subscription per web process, in a loop we own.
+
+Pub/sub is at-most-once and redis-py hides its own reconnects (PITFALLS
+13-16), so this loop never trusts it: it reads with `get_message(timeout=)`
+(never `listen()`), probes itself end to end by publishing to its own probe
+channel, and on any error or silence tears the connection down, reconnects
+with back-off, re-subscribes, and fills the gap from the history stream
+starting after the last entry id it delivered. Every entry is delivered at
+most once and in stream order: anything with an id <= the last one seen is
+dropped, which is what makes the switch from gap fill to live exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from tcpws import redisconn
+from tcpws.backoff import Backoff
+from tcpws.protocol import (
+    LIVE_CHANNEL,
+    STREAM_KEY,
+    Entry,
+    StreamId,
+    decode_live,
+    entry_from_stream,
+    format_stream_id,
+    parse_stream_id,
+)
+from web.metrics import WebStats
+
+log = logging.getLogger(__name__)
+
+GAP_PAGE = 1000  # entries per XRANGE call while filling a gap
+JSON_LINE_OVERHEAD = 96  # envelope bytes per line beyond the text and peer
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries delivered together, with their sizes counted once per process
+    (not once per client): what a client's byte-bounded queue holds."""
+
+    entries: list[Entry]
+    lines: list[int]
+    raw_sizes: list[int]
+    json_sizes: list[int]
+    raw_bytes: int
+    json_bytes: int
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> Batch:
+        lines = [e.data.count("\n") + 1 for e in entries]
+        raw = [len(e.data) + 1 for e in entries]
+        js = [len(e.data) + n * (JSON_LINE_OVERHEAD + len(e.peer))
+              for e, n in zip(entries, lines, strict=True)]
+        return cls(entries, lines, raw, js, sum(raw), sum(js))
+
+    def only_port(self, port: int) -> Batch | None:
+        keep = [i for i, e in enumerate(self.entries) if e.port == port]
+        if len(keep) == len(self.entries):
+            return self
+        if not keep:
+            return None
+        raw = [self.raw_sizes[i] for i in keep]
+        js = [self.json_sizes[i] for i in keep]
+        return Batch([self.entries[i] for i in keep], [self.lines[i] for i in keep],
+                     raw, js, sum(raw), sum(js))
+
+
+class Subscriber(Protocol):
+    def deliver(self, batch: Batch) -> None:
+        """Take a batch without awaiting (the fan-out loop must never block)."""
+
+
+class SubscriptionLost(Exception):
+    """The subscription stopped proving it is alive."""
+
+
+class Broadcaster:
+    """Owns the subscription; fans decoded entries out to subscribers."""
+
+    def __init__(self, redis_url: str, client_name: str, probe_channel: str,
+                 commands: aioredis.Redis, stats: WebStats, *,
+                 probe_interval: float = 2.0, probe_timeout: float = 3.0) -> None:
+        self._url = redis_url
+        self._client_name = client_name
+        self._probe_channel = probe_channel
+        self._commands = commands
+        self._stats = stats
+        self._probe_interval = probe_interval
+        self._probe_timeout = probe_timeout
+        self._subscribers: set[Subscriber] = set()
+        self._advanced = asyncio.Event()
+        self._reconnected_behind_our_back = False
+        self._ever_ready = False
+        self.ready = False
+        self.last_id: StreamId | None = None
+
+    def add(self, subscriber: Subscriber) -> None:
+        self._subscribers.add(subscriber)
+
+    def remove(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    async def run(self) -> None:
+        """Run until cancelled; never raises for Redis trouble."""
+        backoff = Backoff(base=0.2, cap=5.0, reset_after=10.0)
+        where = redisconn.redact_url(self._url)
+        while True:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except (RedisError, OSError, SubscriptionLost) as exc:
+                was_ready, self.ready = self.ready, False
+                backoff.succeeded(ran_for=time.monotonic() - started)
+                delay = backoff.next_delay()
+                what = "subscription lost" if was_ready else "unreachable"
+                log.warning("redis %s at %s: %s; retrying in %.1fs",
+                            what, where, exc or type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+
+    async def _session(self) -> None:
+        """One connection's life: subscribe, fill the gap, pump live."""
+        client = redisconn.connect(self._url, timeout=self._probe_timeout,
+                                   client_name=self._client_name)
+        pubsub = client.pubsub()
+        try:
+            if self.last_id is None:
+                # Where "after the last entry seen" starts before we have seen
+                # any: the stream's newest entry, read before subscribing so
+                # nothing between the two is missed (PITFALLS 36).
+                self.last_id = await self._stream_head() or (0, 0)
+            async with asyncio.timeout(self._probe_timeout):
+                await pubsub.subscribe(LIVE_CHANNEL, self._probe_channel)
+                early = await self._await_subscribed(pubsub)
+            assert pubsub.connection is not None
+            self._reconnected_behind_our_back = False
+            pubsub.connection.register_connect_callback(self._on_connect)
+            filled = await self._fill_gap()
+            for message in early:
+                self._handle(message)
+            self.ready = True
+            if self._ever_ready:
+                self._stats.reconnects += 1
+            self._ever_ready = True
+            log.info("redis subscription live at %s (gap filled: %d entries, last id %s)",
+                     redisconn.redact_url(self._url), filled, format_stream_id(self.last_id))
+            await self._pump(pubsub)
+        finally:
+            self.ready = False
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    def _on_connect(self, _connection: object) -> None:
+        """redis-py reconnected the pub/sub connection by itself: whatever was
+        published meanwhile is lost to it, so we redo our own reconnect."""
+        self._reconnected_behind_our_back = True
+
+    async def _await_subscribed(self, pubsub: Any) -> list[dict[str, Any]]:
+        """Wait until Redis confirmed both subscriptions; keep anything else."""
+        confirmed = 0
+        early: list[dict[str, Any]] = []
+        while confirmed < 2:
+            message = await pubsub.get_message(timeout=self._probe_timeout)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                confirmed += 1
+            else:
+                early.append(message)
+        return early
+
+    async def _stream_head(self) -> StreamId | None:
+        rows: Any = await self._commands.xrevrange(STREAM_KEY, count=1)
+        return parse_stream_id(_text(rows[0][0])) if rows else None
+
+    async def _fill_gap(self) -> int:
+        """Deliver every stored entry after `last_id`, oldest first."""
+        total = 0
+        while True:
+            assert self.last_id is not None
+            rows: Any = await self._commands.xrange(
+                STREAM_KEY, min="(" + format_stream_id(self.last_id), max="+", count=GAP_PAGE)
+            if not rows:
+                return total
+            self._fan_out([entry_from_stream(sid, fields) for sid, fields in rows])
+            total += len(rows)
+            if len(rows) < GAP_PAGE:
+                return total
+
+    async def _pump(self, pubsub: Any) -> None:
+        probe = self._probe_channel.encode()
+        probe_sent: float | None = None
+        last_heard = next_probe = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if self._reconnected_behind_our_back:
+                raise SubscriptionLost("redis-py reconnected the subscription silently")
+            if probe_sent is not None and now - max(probe_sent, last_heard) > self._probe_timeout:
+                raise SubscriptionLost(f"self-probe not echoed within {self._probe_timeout:.1f}s")
+            if probe_sent is None and now >= next_probe:
+                async with asyncio.timeout(self._probe_timeout):
+                    await self._commands.publish(self._probe_channel, b"probe")
+                probe_sent = now
+                next_probe = now + self._probe_interval
+            message = await pubsub.get_message(timeout=0.5)
+            if message is None:
+                continue
+            last_heard = time.monotonic()
+            if message.get("channel") == probe:
+                probe_sent = None
+            else:
+                self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        if message.get("type") != "message" or message.get("channel") != LIVE_CHANNEL.encode():
+            return
+        try:
+            entries = decode_live(message["data"])
+        except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+            log.warning("ignoring a malformed live message: %s", exc)
+            return
+        self._fan_out(entries)
+
+    def _fan_out(self, entries: list[Entry]) -> None:
+        last = self.last_id
+        if last is not None and entries and entries[0].id <= last:
+            entries = [e for e in entries if e.id > last]
+        if not entries:
+            return
+        self.last_id = entries[-1].id
+        self._advanced.set()
+        batch = Batch.of(entries)
+        for subscriber in list(self._subscribers):
+            subscriber.deliver(batch)
+
+    async def catch_up(self, budget: float) -> bool:
+        """Wait (bounded) until every entry stored *now* has been delivered:
+        run before a shutdown drain, so lines published just before it reach
+        the clients (issue 2, item 3)."""
+        try:
+            async with asyncio.timeout(budget):
+                head = await self._stream_head()
+                while head is not None and (self.last_id is None or self.last_id < head):
+                    self._advanced.clear()
+                    await self._advanced.wait()
+        except (TimeoutError, RedisError, OSError) as exc:
+            log.warning("could not catch up with the stream before draining: %s",
+                        exc or "time-out")
+            return False
+        return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+

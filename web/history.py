@@ -1,0 +1,69 @@
+"""Resume with `?since=ID`: replay the history, then hand over to live.
+
+The client is registered for live data *before* the history is read, so an
+entry published during the replay is either in a page we read or in the
+client's live queue (often both); the client's `last_sent` filter then drops
+every live entry it already got from the history. No gap, no duplicate
+(PITFALLS 35). A failed read is never skipped silently: the caller closes
+with 1011 so the client resumes again (PITFALLS 34).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tcpws.protocol import (
+    STREAM_KEY,
+    StreamId,
+    entry_from_stream,
+    format_stream_id,
+    parse_stream_id,
+)
+from web.broadcaster import Batch
+from web.clients import Client
+
+HISTORY_PAGE = 500  # entries per XRANGE call
+
+
+async def replay(client: Client, commands: aioredis.Redis, since: StreamId, index: int) -> int:
+    """Send every stored line after `since` (line `index` of that entry, or
+    the whole entry when `index` is -1). Returns the entries read.
+
+    Raises RedisError/OSError when the history cannot be read."""
+    # XRANGE bounds already exclude what the client has; `last_sent` only
+    # matters once live sending starts, so it is raised as pages go out.
+    client.last_sent = (0, 0)
+    # A line id leaves the rest of its own entry to send: start inclusive.
+    lower = format_stream_id(since) if index >= 0 else "(" + format_stream_id(since)
+    total = 0
+    try:
+        while True:
+            rows: Any = await commands.xrange(STREAM_KEY, min=lower, max="+",
+                                              count=HISTORY_PAGE)
+            if not rows:
+                return total
+            total += len(rows)
+            entries = []
+            for sid, fields in rows:
+                entry = entry_from_stream(sid, fields)
+                if entry.id == since and index >= 0:
+                    if index + 1 >= entry.line_count:
+                        continue  # the client had all of it
+                    entry = entry.lines_after(index)
+                if client.port is None or entry.port == client.port:
+                    entries.append(entry)
+            if entries:
+                await client.send_batches([Batch.of(entries)])
+            last = parse_stream_id(_text(rows[-1][0]))
+            client.last_sent = max(client.last_sent, last)
+            if len(rows) < HISTORY_PAGE or client.overflowed or client.close_code is not None:
+                return total
+            lower = "(" + format_stream_id(last)
+    finally:
+        client.last_sent = max(client.last_sent, since)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,128 @@
+"""Counters of one web process, and their Prometheus exposition.
+
+The hot path (fan-out, senders) bumps plain integers on `WebStats`; a
+custom collector turns them into metric families only when /metrics is
+scraped, so sending a frame costs no prometheus-client locking. The same
+collector exposes every worker's heartbeat counters (read from Redis by the
+/metrics handler just before rendering), so any web process shows the
+whole system. Each app has its own CollectorRegistry, never the global one.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+DROP_REASONS = ("slow", "auth", "origin", "bad_request", "history")
+# Heartbeat fields that are labels or identity, not counters.
+_NOT_COUNTERS = {"name", "kind", "host", "pid", "state", "started", "ts", "port"}
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+_BAD_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+@dataclass
+class WebStats:
+    """Plain counters; asyncio is single-threaded, so no locks."""
+
+    clients: int = 0
+    frames_sent: int = 0
+    lines_sent: int = 0
+    reconnects: int = 0
+    resumes: int = 0
+    lag_seconds: float = 0.0
+    drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+
+    def drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+
+
+def number(text: str) -> int | float | None:
+    """The value as int or float when it is plainly a number, else None."""
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+class WebCollector(Collector):
+    """Renders `WebStats` plus the last snapshot of worker heartbeats."""
+
+    def __init__(self, stats: WebStats, is_ready: Callable[[], bool]) -> None:
+        self._stats = stats
+        self._is_ready = is_ready
+        self._workers: list[dict[str, str]] = []
+
+    def set_workers(self, heartbeats: list[dict[str, str]]) -> None:
+        self._workers = heartbeats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._stats
+        yield GaugeMetricFamily("tcpws_web_clients", "Connected WebSocket clients.",
+                                value=s.clients)
+        yield CounterMetricFamily("tcpws_web_frames_sent", "WebSocket frames sent.",
+                                  value=s.frames_sent)
+        yield CounterMetricFamily("tcpws_web_lines_sent", "Lines sent to clients.",
+                                  value=s.lines_sent)
+        drops = CounterMetricFamily("tcpws_web_client_drops",
+                                    "Clients refused or closed, by reason.", labels=["reason"])
+        for reason, count in sorted(s.drops.items()):
+            drops.add_metric([reason], count)
+        yield drops
+        yield CounterMetricFamily("tcpws_web_redis_reconnects",
+                                  "Redis subscription reconnects.", value=s.reconnects)
+        yield CounterMetricFamily("tcpws_web_resumes", "Clients resumed with since=.",
+                                  value=s.resumes)
+        yield GaugeMetricFamily("tcpws_web_lag_seconds",
+                                "Now minus the ts of the last entry sent to a client.",
+                                value=s.lag_seconds)
+        yield GaugeMetricFamily("tcpws_web_subscription_up",
+                                "1 while the Redis subscription is live.",
+                                value=1.0 if self._is_ready() else 0.0)
+        yield from self._worker_metrics()
+
+    def _worker_metrics(self) -> Iterator[Metric]:
+        """One gauge family per heartbeat counter, labelled by worker."""
+        now = time.time()
+        labels = ["worker", "kind", "port"]
+        families: dict[str, GaugeMetricFamily] = {}
+        age = GaugeMetricFamily("tcpws_worker_heartbeat_age_seconds",
+                                "Seconds since the worker's last heartbeat.", labels=labels)
+        for hb in self._workers:
+            label_values = [hb.get("name", ""), hb.get("kind", ""), hb.get("port", "")]
+            ts = number(hb.get("ts", ""))
+            if ts is not None:
+                age.add_metric(label_values, max(0.0, now - ts))
+            for key, text in sorted(hb.items()):
+                value = number(text)
+                if key in _NOT_COUNTERS or value is None:
+                    continue
+                metric = "tcpws_worker_" + _BAD_NAME_CHARS.sub("_", key)
+                family = families.get(metric)
+                if family is None:
+                    family = GaugeMetricFamily(
+                        metric, f"Heartbeat counter {key!r} of each worker.", labels=labels)
+                    families[metric] = family
+                family.add_metric(label_values, float(value))
+        yield age
+        yield from families.values()
+
+
+class WebMetrics:
+    """The per-app registry and its one collector."""
+
+    def __init__(self, stats: WebStats, is_ready: Callable[[], bool]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = WebCollector(stats, is_ready)
+        self.registry.register(self.collector)
+
+    def render(self, heartbeats: list[dict[str, str]]) -> bytes:
+        self.collector.set_workers(heartbeats)
+        return generate_latest(self.registry)

@@ -70,12 +70,13 @@ class Proc:
 
     def _read(self) -> None:
         assert self.popen.stdout is not None
-        for raw in self.popen.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            with self._lock:
-                self.lines.append(line)
-            if os.environ.get("TCPWS_TEST_ECHO"):
-                print(f"[{self.name}] {line}", file=sys.stderr)
+        with self.popen.stdout:  # closed at EOF: no ResourceWarning (filterwarnings=error)
+            for raw in self.popen.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                with self._lock:
+                    self.lines.append(line)
+                if os.environ.get("TCPWS_TEST_ECHO"):
+                    print(f"[{self.name}] {line}", file=sys.stderr)
 
     @property
     def pid(self) -> int:

@@ -1,0 +1,271 @@
+"""`python -m web` against a real redis-server, as a real process, with real
+WebSocket clients. Data is fed exactly as tcp workers feed it: one
+PUBLISH_SCRIPT call per batch (so these tests do not need tcp_worker).
+
+Helpers here are reused by test_web_resilience.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from tcpws.heartbeat import write_heartbeat
+from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tests.helpers import Proc, free_port, python_module, wait_until
+
+StartWeb = Callable[..., "Web"]
+
+
+class Web:
+    """A running `python -m web` and ways to talk to it."""
+
+    def __init__(self, redis_url: str, *args: str) -> None:
+        self.port = free_port()
+        self.proc = Proc(python_module("web", "--port", str(self.port), "--redis-url", redis_url,
+                                       "--name", f"web.test.{self.port}", *args),
+                         name=f"web:{self.port}")
+
+    def wait_ready(self) -> Web:
+        self.proc.wait_for_output(r"ready: serving", timeout=20)
+        return self
+
+    def ws(self, query: str = "", **kwargs: Any) -> connect:
+        kwargs.setdefault("max_size", None)
+        kwargs.setdefault("open_timeout", 10)
+        return connect(f"ws://127.0.0.1:{self.port}/ws{query}", **kwargs)
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    async def aget(self, path: str) -> tuple[int, bytes]:
+        return await asyncio.to_thread(self.get, path)
+
+
+@pytest.fixture
+def start_web() -> Iterator[StartWeb]:
+    started: list[Web] = []
+
+    def start(redis_url: str, *args: str, ready: bool = True) -> Web:
+        web = Web(redis_url, *args)
+        started.append(web)
+        return web.wait_ready() if ready else web
+
+    yield start
+    for web in started:
+        web.proc.stop(timeout=10)
+
+
+class Publisher:
+    """Publishes batches exactly as a tcp worker does (one script call)."""
+
+    def __init__(self, url: str) -> None:
+        self.client = aioredis.Redis.from_url(url)
+        self.sha = redis.Redis.from_url(url).script_load(PUBLISH_SCRIPT)
+
+    async def publish(self, *entries: tuple[int, str], peer: str = "127.0.0.1:5000") -> None:
+        """Each entry: (port, lines joined by newlines)."""
+        batch = [(port, peer, time.time(), data) for port, data in entries]
+        await self.client.evalsha(self.sha, 1, STREAM_KEY, *publish_args(100_000, batch))
+
+    async def numbered(self, start: int, stop: int, per_entry: int = 1, port: int = 8001,
+                       pause: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Lines "n=<i>" for i in [start, stop), `per_entry` lines per entry."""
+        for first in range(start, stop, per_entry):
+            lines = [f"n={i}" for i in range(first, min(stop, first + per_entry))]
+            await self.publish((port, "\n".join(lines)))
+            if pause is not None:
+                await pause()
+
+
+@pytest.fixture
+async def publisher(redis_url: str) -> AsyncIterator[Publisher]:
+    pub = Publisher(redis_url)
+    yield pub
+    await pub.client.aclose()
+
+
+async def recv_frames(ws: ClientConnection, until: Callable[[list[str]], bool],
+                      within: float = 15.0) -> list[str]:
+    frames: list[str] = []
+    async with asyncio.timeout(within):
+        while not until(frames):
+            frames.append(str(await ws.recv()))
+    return frames
+
+
+async def recv_until_closed(ws: ClientConnection, within: float = 15.0) -> list[str]:
+    frames: list[str] = []
+    async with asyncio.timeout(within):
+        try:
+            while True:
+                frames.append(str(await ws.recv()))
+        except ConnectionClosed:
+            return frames
+
+
+def numbers_in(frames: list[str], fmt: str = "raw") -> list[int]:
+    out: list[int] = []
+    for frame in frames:
+        lines = [o["data"] for o in json.loads(frame)] if fmt == "json" else frame.split("\n")
+        out.extend(int(line[2:]) for line in lines if line.startswith("n="))
+    return out
+
+
+def line_count(frames: list[str]) -> int:
+    return sum(frame.count("\n") + 1 for frame in frames)
+
+
+# ---------------------------------------------------------------------------
+
+
+async def test_raw_and_json_frames_keep_a_batch_together(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url)
+    async with web.ws() as raw, web.ws("?format=json") as js:
+        await publisher.publish((8001, "alpha\nbeta"), (8002, "gamma"), peer="10.0.0.1:4242")
+        assert await raw.recv() == "alpha\nbeta\ngamma"
+        items = json.loads(await js.recv())
+    assert [i["data"] for i in items] == ["alpha", "beta", "gamma"]
+    assert [i["port"] for i in items] == [8001, 8001, 8002]
+    assert {i["peer"] for i in items} == {"10.0.0.1:4242"}
+    assert all(isinstance(i["ts"], float) for i in items)
+    ids = [tuple(int(p) for p in i["id"].split("-")) for i in items]
+    assert ids == sorted(ids) and len(set(ids)) == 3 and all(len(i) == 3 for i in ids)
+
+
+async def test_port_filter(redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url)
+    async with web.ws("?port=8002") as only, web.ws() as every:
+        await publisher.publish((8001, "one"), (8002, "two"))
+        await publisher.publish((8001, "three"))
+        await publisher.publish((8002, "four"))
+        assert await recv_frames(only, lambda f: line_count(f) >= 2) == ["two", "four"]
+        got = await recv_frames(every, lambda f: line_count(f) >= 4)
+    assert "\n".join(got).split("\n") == ["one", "two", "three", "four"]
+
+
+async def test_bad_query_closes_1008_with_reason(redis_url: str, start_web: StartWeb) -> None:
+    web = start_web(redis_url)
+    for query, reason in [("?format=xml", "format"), ("?port=abc", "port"),
+                          ("?port=70000", "port"), ("?since=yesterday", "malformed")]:
+        async with web.ws(query) as ws:
+            await recv_until_closed(ws)
+        assert ws.close_code == 1008, query
+        assert reason in (ws.close_reason or ""), (query, ws.close_reason)
+    _, body = await web.aget("/metrics")
+    assert 'tcpws_web_client_drops_total{reason="bad_request"} 4.0' in body.decode()
+
+
+async def test_token_and_origin(redis_url: str, start_web: StartWeb,
+                                publisher: Publisher) -> None:
+    web = start_web(redis_url, "--ws-token", "s3cret",
+                    "--allowed-origins", "http://ok.example, https://also.example")
+    for query, headers in [("", {}), ("?token=wrong", {}),
+                           ("", {"Authorization": "Bearer nope"})]:
+        async with web.ws(query, additional_headers=headers) as ws:
+            await recv_until_closed(ws)
+        assert (ws.close_code, ws.close_reason) == (1008, "unauthorized")
+
+    with pytest.raises(InvalidStatus) as refused:
+        async with web.ws("?token=s3cret", origin="http://evil.example"):  # type: ignore[arg-type]
+            pass
+    assert refused.value.response.status_code == 403
+
+    async with web.ws("?token=s3cret", origin="http://ok.example") as by_query, \
+            web.ws(additional_headers={"Authorization": "Bearer s3cret"}) as by_header:
+        await publisher.publish((8001, "let in"))
+        assert await by_query.recv() == "let in"
+        assert await by_header.recv() == "let in"
+
+    _, body = await web.aget("/metrics")
+    text = body.decode()
+    assert 'tcpws_web_client_drops_total{reason="auth"} 3.0' in text
+    assert 'tcpws_web_client_drops_total{reason="origin"} 1.0' in text
+
+
+async def test_metrics_status_and_page(redis_url: str, start_web: StartWeb,
+                                       publisher: Publisher) -> None:
+    web = start_web(redis_url)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await write_heartbeat(client, "box/tcp.8001.1", {
+            "kind": "tcp", "host": "box", "pid": 4242, "state": "running",
+            "started": time.time(), "port": 8001, "connections": 2, "lines": 1000,
+            "bytes": 12345})
+    finally:
+        await client.aclose()
+    async with web.ws() as ws:
+        await publisher.publish((8001, "x\ny"))
+        await ws.recv()
+        status, body = await web.aget("/metrics")
+    assert status == 200
+    text = body.decode()
+    for name in ("tcpws_web_clients 1.0", "tcpws_web_frames_sent_total 1.0",
+                 "tcpws_web_lines_sent_total 2.0", "tcpws_web_redis_reconnects_total",
+                 "tcpws_web_resumes_total", "tcpws_web_lag_seconds",
+                 "tcpws_web_subscription_up 1.0",
+                 'tcpws_worker_lines{kind="tcp",port="8001",worker="box/tcp.8001.1"} 1000.0'):
+        assert name in text, name
+
+    status, body = await web.aget("/api/status")
+    assert status == 200
+    doc = json.loads(body)
+    assert set(doc) == {"name", "ready", "clients", "last_id", "workers"}
+    assert doc["name"].endswith(f"/web.test.{web.port}")
+    assert doc["ready"] is True and doc["clients"] == 0
+    assert isinstance(doc["last_id"], str) and doc["last_id"].count("-") == 1
+    tcp = next(w for w in doc["workers"] if w["name"] == "box/tcp.8001.1")
+    assert tcp["kind"] == "tcp" and tcp["pid"] == 4242 and tcp["lines"] == 1000
+    assert tcp["port"] == 8001 and isinstance(tcp["ts"], float) and tcp["age"] >= 0
+    names = [w["name"] for w in doc["workers"]]
+    assert names == sorted(names)
+    assert any(w["kind"] == "web" and w["name"] == doc["name"] for w in doc["workers"])
+
+    assert (await web.aget("/healthz"))[0] == 200
+    assert (await web.aget("/readyz"))[0] == 200
+    status, body = await web.aget("/")
+    assert status == 200 and b"<html" in body.lower()
+
+
+def test_bad_flag_and_busy_port_are_one_line(redis_url: str) -> None:
+    bad = Proc(python_module("web", "--bogus"), name="web-bad")
+    assert bad.wait(15) == 2
+    assert len(bad.output().strip().splitlines()) == 1
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = Proc(python_module("web", "--port", str(port), "--redis-url", redis_url),
+                    name="web-busy")
+        assert busy.wait(15) == 2
+    err = [line for line in busy.output().splitlines() if "error" in line]
+    assert len(err) == 1 and "in use" in err[0]
+    assert "Traceback" not in busy.output()
+
+
+async def test_unreachable_redis_retries_without_traceback(start_web: StartWeb) -> None:
+    web = start_web(f"redis://127.0.0.1:{free_port()}/0", ready=False)
+    await asyncio.to_thread(wait_until, lambda: web.proc.output().count("redis unreachable") >= 2,
+                            15, what="two retry lines")
+    assert (await web.aget("/healthz"))[0] == 200
+    assert (await web.aget("/readyz"))[0] == 503
+    web.proc.signal(15)
+    assert await asyncio.to_thread(web.proc.wait, 10) == 0
+    assert "Traceback" not in web.proc.output()

@@ -15,7 +15,7 @@
   const MAX_SHOWN = clampInt(params.get("lines"), 500, 10, 5000);  // lines on screen
   const MAX_KEPT = Math.max(2000, MAX_SHOWN * 2);                 // lines kept for filters
   const RATE_WINDOW = 60;                                          // seconds per sparkline
-  const BACKOFF_MIN = 250, BACKOFF_MAX = 10000;                    // ms
+  const BACKOFF_MIN = 250, BACKOFF_MAX = 5000;                     // ms
   const STORE_KEY = "tcpws.lastId";
 
   const $ = (id) => document.getElementById(id);

@@ -1,0 +1,229 @@
+"""The supervisor's configuration: one frozen object built from argv and the
+environment, here and nowhere else (STYLE). Each flag has an environment
+variable; a flag given on the command line wins over its variable.
+
+Bad input raises ConfigError with one line that says what is wrong; the CLI
+prints it and exits 2 before anything starts."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+COMMANDS = ("run", "status", "scale", "restart", "stop")
+MAX_START_FAILURES = 5
+
+
+class ConfigError(ValueError):
+    """A bad flag or environment variable: one line, exit 2."""
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    tcp_ports: tuple[int, ...] = (8001, 8002, 8003)
+    tcp_workers: int = 1
+    web_workers: int = 1
+    redis_url: str | None = None
+    stop_timeout: float = 10.0
+    ack: bool = False
+    redis_durable: bool = False
+    redis_dir: str = ".tcpws/redis"
+    redis_listen: tuple[str, int] | None = None
+    redis_password: str | None = field(default=None, repr=False)
+    start_timeout: float = 20.0
+    max_start_failures: int = MAX_START_FAILURES
+    control_socket: str = ""
+    tcp_worker_args: tuple[str, ...] = ()
+    web_args: tuple[str, ...] = ()
+    log_level: str = "info"
+    command: tuple[str, ...] = ("run",)
+    base_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports an error in one line (CONTRACT §7)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+# flag -> (environment variable, default, converter, help)
+_OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
+    "--host": ("TCPWS_HOST", "127.0.0.1", str, "address of every listening socket"),
+    "--http-port": ("TCPWS_HTTP_PORT", 8000, int, "HTTP + WebSocket port"),
+    "--tcp-workers": ("TCPWS_TCP_WORKERS", 1, int, "worker processes per TCP port"),
+    "--web-workers": ("TCPWS_WEB_WORKERS", 1, int, "web processes sharing --http-port"),
+    "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one"),
+    "--stop-timeout": ("TCPWS_STOP_TIMEOUT", 10.0, float, "whole graceful-stop budget, s"),
+    "--start-timeout": ("TCPWS_START_TIMEOUT", 20.0, float, "readiness time-out per child, s"),
+    "--max-start-failures": ("TCPWS_MAX_START_FAILURES", MAX_START_FAILURES, int,
+                             "give up after a child fails to become ready this often"),
+    "--redis-dir": ("TCPWS_REDIS_DIR", ".tcpws/redis", str, "data dir of --redis-durable"),
+    "--redis-listen": ("TCPWS_REDIS_LISTEN", None, str, "expose embedded Redis: ADDR:PORT"),
+    "--redis-password": ("TCPWS_REDIS_PASSWORD", None, str, "password for --redis-listen"),
+    "--control-socket": ("TCPWS_CONTROL_SOCKET", None, str, "path of the control socket"),
+    "--tcp-worker-args": ("TCPWS_TCP_WORKER_ARGS", "", str, "extra flags for each tcp worker"),
+    "--web-args": ("TCPWS_WEB_ARGS", "", str, "extra flags for each web process"),
+    "--log-level": ("TCPWS_LOG_LEVEL", "info", str, "debug, info, warning, error"),
+}
+_SWITCHES = {
+    "--ack": ("TCPWS_ACK", "tcp workers acknowledge stored lines (+N)"),
+    "--redis-durable": ("TCPWS_REDIS_DURABLE", "embedded Redis keeps an fsynced AOF"),
+}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m supervisor",
+                description="Run redis, web and tcp workers; or talk to a running "
+                            "supervisor: status | scale tcp N | restart NAME | stop.")
+    p.add_argument("command", nargs="*", help="run (default), status, scale tcp N, "
+                                              "restart NAME, stop")
+    for flag, (env, default, _conv, text) in _OPTIONS.items():
+        p.add_argument(flag, default=None, help=f"{text} (${env}, default {default!r})")
+    p.add_argument("--tcp-port", action="append", default=None,
+                   help="TCP port, repeatable or comma list ($TCPWS_TCP_PORTS, "
+                        "default 8001,8002,8003)")
+    for flag, (env, text) in _SWITCHES.items():
+        p.add_argument(flag, action="store_true", default=None, help=f"{text} (${env})")
+    return p
+
+
+def _value(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> Any:
+    env, default, conv, _text = _OPTIONS[flag]
+    raw = getattr(ns, flag.lstrip("-").replace("-", "_"))
+    source = flag
+    if raw is None and environ.get(env, "") != "":
+        raw, source = environ[env], env
+    if raw is None:
+        return default
+    try:
+        return conv(raw)
+    except ValueError:
+        raise ConfigError(f"{source}: invalid value {raw!r}") from None
+
+
+def _switch(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> bool:
+    env = _SWITCHES[flag][0]
+    if getattr(ns, flag.lstrip("-").replace("-", "_")):
+        return True
+    raw = environ.get(env, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ConfigError(f"{env}: expected 1/0, true/false, yes/no or on/off, not {raw!r}")
+
+
+def parse_ports(values: Sequence[str], source: str) -> tuple[int, ...]:
+    """`--tcp-port 8001 --tcp-port 8002,8003` → (8001, 8002, 8003)."""
+    ports: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                ports.append(int(part))
+            except ValueError:
+                raise ConfigError(f"{source}: not a port number: {part!r}") from None
+    if not ports:
+        raise ConfigError(f"{source}: no TCP port given")
+    return tuple(ports)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`ADDR:PORT` (IPv6 as `[::1]:6379`) → (addr, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"--redis-listen: expected ADDR:PORT, not {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def default_control_socket(http_port: int, environ: Mapping[str, str]) -> str:
+    """`$XDG_RUNTIME_DIR/tcpws-<port>.sock`, else `/tmp/tcpws-<uid>-<port>.sock`."""
+    runtime = environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isdir(runtime):
+        return str(Path(runtime) / f"tcpws-{http_port}.sock")
+    return f"/tmp/tcpws-{os.getuid()}-{http_port}.sock"
+
+
+def _check_port(port: int, what: str) -> None:
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} is out of range 1-65535")
+
+
+def _split(text: str, flag: str) -> tuple[str, ...]:
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+
+
+def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConfig:
+    """Build and validate the configuration; raise ConfigError (one line)."""
+    ns = build_parser().parse_intermixed_args(list(argv))
+    v = {flag: _value(ns, flag, environ) for flag in _OPTIONS}
+    if ns.tcp_port is not None:
+        tcp_ports = parse_ports(ns.tcp_port, "--tcp-port")
+    else:
+        tcp_ports = parse_ports([environ.get("TCPWS_TCP_PORTS") or "8001,8002,8003"],
+                                "TCPWS_TCP_PORTS")
+    http_port: int = v["--http-port"]
+    _check_port(http_port, "--http-port")
+    for port in tcp_ports:
+        _check_port(port, "--tcp-port")
+    if len(set(tcp_ports)) != len(tcp_ports):
+        raise ConfigError(f"--tcp-port: a port is given twice: {tcp_ports}")
+    if http_port in tcp_ports:
+        raise ConfigError(f"--tcp-port: {http_port} is also the --http-port")
+    for flag in ("--tcp-workers", "--web-workers", "--max-start-failures"):
+        if v[flag] < 1:
+            raise ConfigError(f"{flag}: must be at least 1, not {v[flag]}")
+    for flag in ("--stop-timeout", "--start-timeout"):
+        if not v[flag] > 0:
+            raise ConfigError(f"{flag}: must be more than 0, not {v[flag]}")
+    durable = _switch(ns, "--redis-durable", environ)
+    listen = parse_listen(v["--redis-listen"]) if v["--redis-listen"] else None
+    if listen is not None:
+        _check_port(listen[1], "--redis-listen")
+        if listen[1] in (http_port, *tcp_ports):
+            raise ConfigError(f"--redis-listen: port {listen[1]} is already used by tcpws")
+    password = v["--redis-password"]
+    if v["--redis-url"] is not None and (durable or listen is not None):
+        raise ConfigError("--redis-durable and --redis-listen apply only to the embedded "
+                          "Redis, not with --redis-url")
+    if listen is not None and not password:
+        raise ConfigError("--redis-listen exposes Redis to the network: set a password with "
+                          "--redis-password or TCPWS_REDIS_PASSWORD")
+    level = str(v["--log-level"]).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"--log-level: expected debug, info, warning or error, not {level!r}")
+    command = tuple(ns.command) or ("run",)
+    if command[0] not in COMMANDS:
+        raise ConfigError(f"unknown command {command[0]!r} (expected one of "
+                          f"{', '.join(COMMANDS)})")
+    return SupervisorConfig(
+        host=v["--host"], http_port=http_port, tcp_ports=tcp_ports,
+        tcp_workers=v["--tcp-workers"], web_workers=v["--web-workers"],
+        redis_url=v["--redis-url"], stop_timeout=v["--stop-timeout"],
+        ack=_switch(ns, "--ack", environ), redis_durable=durable,
+        redis_dir=v["--redis-dir"], redis_listen=listen, redis_password=password,
+        start_timeout=v["--start-timeout"], max_start_failures=v["--max-start-failures"],
+        control_socket=v["--control-socket"] or default_control_socket(http_port, environ),
+        tcp_worker_args=_split(v["--tcp-worker-args"], "--tcp-worker-args"),
+        web_args=_split(v["--web-args"], "--web-args"),
+        log_level=level, command=command, base_env=dict(environ),
+    )

@@ -1,0 +1,122 @@
+"""The control socket: a Unix socket (mode 0600) through which
+`python -m supervisor status | scale tcp N | restart NAME | stop` talk to a
+running supervisor.
+
+Protocol: the client sends one line, a JSON array of words
+(`["scale", "tcp", "3"]`); the server answers one JSON object line,
+`{"ok": true, ...}` or `{"ok": false, "error": "..."}`, and closes. The
+server only answers and queues commands; the supervisor loop acts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from supervisor.config import ConfigError
+
+log = logging.getLogger("supervisor")
+
+Handler = Callable[[list[str]], dict[str, Any]]
+MAX_REQUEST = 4096
+CLIENT_TIMEOUT = 5.0
+
+
+class ControlUnavailable(RuntimeError):
+    """No supervisor answers on the control socket."""
+
+
+def check_free(path: str) -> None:
+    """Fail fast when another supervisor serves `path`; remove a stale one."""
+    if not os.path.exists(path):
+        return
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(path)
+        except OSError:
+            os.unlink(path)  # left behind by a supervisor that was killed
+            return
+    raise ConfigError(f"another supervisor is running (control socket {path} answers)")
+
+
+class ControlServer:
+    def __init__(self, path: str, handler: Handler) -> None:
+        self.path = path
+        self.handler = handler
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        """Listen; the socket is created with mode 0600 (umask), not chmod'ed later."""
+        old = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=self.path)
+        finally:
+            os.umask(old)
+        log.info("control socket %s", self.path)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
+            reply = self._answer(line)
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.warning("control client: %s", exc)
+        finally:
+            writer.close()
+
+    def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            words = json.loads(line)
+        except ValueError:
+            return {"ok": False, "error": "bad request: expected a JSON array of words"}
+        if not isinstance(words, list) or not words or not all(isinstance(w, str)
+                                                                for w in words):
+            return {"ok": False, "error": "bad request: expected a JSON array of words"}
+        return self.handler(words)
+
+
+def send(path: str, words: list[str], timeout: float = CLIENT_TIMEOUT) -> dict[str, Any]:
+    """Send one command to the supervisor at `path` and return its answer."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except OSError as exc:
+            raise ControlUnavailable(
+                f"no supervisor is running on control socket {path} ({exc.strerror or exc})"
+            ) from None
+        sock.sendall(json.dumps(words).encode() + b"\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    try:
+        reply: dict[str, Any] = json.loads(data)
+    except ValueError:
+        raise ControlUnavailable(f"bad answer from control socket {path}: {data!r}") from None
+    return reply
+
+
+def format_status(children: list[dict[str, Any]]) -> str:
+    """The `status` table: name, pid, state, uptime, restarts, last exit."""
+    header = ("NAME", "PID", "STATE", "UPTIME", "RESTARTS", "LAST EXIT")
+    rows = [header] + [
+        (c["name"], str(c["pid"] or "-"), c["state"], f"{c['uptime']:.1f}s",
+         str(c["restarts"]), c.get("last_exit") or "-")
+        for c in children]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(r, widths, strict=False)),
+                                r[-1]]).rstrip() for r in rows)

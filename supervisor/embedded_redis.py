@@ -1,0 +1,88 @@
+"""The embedded redis-server: where it listens, how it is started, and how
+the supervisor knows it is ready.
+
+By default it listens only on a Unix socket in a private directory (mode
+0700) with `--port 0`, so nothing on the network can reach it and no TCP port
+can clash. `--redis-listen ADDR:PORT` adds a TCP listener, and then a
+password is required (checked in config). It runs under `setpriv
+--pdeathsig KILL` when setpriv exists, so it dies with the supervisor even
+after a SIGKILL (PITFALLS 2); setpriv execs redis-server, so the pid is the
+same."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from supervisor.config import SupervisorConfig
+from supervisor.redisbin import find_redis_server, redis_argv
+
+PROBE_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class EmbeddedRedis:
+    """Paths and argv of the embedded Redis; `cleanup()` removes the run dir."""
+
+    run_dir: str
+    argv: tuple[str, ...]
+    url: str
+
+    @property
+    def socket_path(self) -> str:
+        return str(Path(self.run_dir) / "redis.sock")
+
+    def probe(self) -> Callable[[], Coroutine[Any, Any, bool]]:
+        return lambda: ping(self.url)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def unix_url(path: str, password: str | None) -> str:
+    """`unix:///path/redis.sock?db=0`, with the password in the userinfo."""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    return f"unix://{auth}{path}?db=0"
+
+
+def prepare(config: SupervisorConfig) -> EmbeddedRedis:
+    """Make the private run dir (and the durable data dir) and the argv.
+
+    Raises RedisNotFound when there is no redis-server binary."""
+    binary = find_redis_server()
+    run_dir = tempfile.mkdtemp(prefix="tcpws-redis-")
+    sock = str(Path(run_dir) / "redis.sock")
+    durable_dir = None
+    if config.redis_durable:
+        durable_dir = str(Path(config.redis_dir).resolve())
+        os.makedirs(durable_dir, mode=0o700, exist_ok=True)
+    host, port = config.redis_listen or ("127.0.0.1", 0)
+    argv = redis_argv(binary, port=port, bind=host, unixsocket=sock,
+                      password=config.redis_password, durable_dir=durable_dir)
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return EmbeddedRedis(run_dir=run_dir, argv=tuple(argv),
+                         url=unix_url(sock, config.redis_password))
+
+
+async def ping(url: str) -> bool:
+    """True when Redis answers PING (with AUTH when the URL has a password)."""
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT,
+                                     socket_timeout=PROBE_TIMEOUT)
+    try:
+        return bool(await client.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
+

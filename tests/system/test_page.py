@@ -20,7 +20,9 @@ import pytest
 
 from tests.helpers import ROOT, Proc, free_port, python_module, wait_until
 
-CHROMIUM = os.environ.get("TCPWS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
+    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")
+    else shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 UPDATE_SCREENSHOT = os.environ.get("TCPWS_UPDATE_SCREENSHOT") == "1"
 

@@ -1,0 +1,190 @@
+"""`python -m web` under trouble: resume while data flows, a client that
+never reads, a Redis subscription killed or frozen, and stop signals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+from typing import Any
+
+import redis
+
+from tcpws.protocol import LIVE_CHANNEL, PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tests.helpers import RedisServer, wait_until
+from tests.integration.test_web import (  # noqa: F401  (fixtures)
+    Publisher,
+    StartWeb,
+    Web,
+    numbers_in,
+    publisher,
+    recv_until_closed,
+    start_web,
+)
+
+
+async def pause() -> None:
+    await asyncio.sleep(0.001)  # pacing the publisher, not synchronisation
+
+
+async def read_json_until(ws: Any, last: int, items: list[dict[str, Any]]) -> None:
+    async with asyncio.timeout(30):
+        while not items or items[-1]["data"] != f"n={last}":
+            items.extend(json.loads(await ws.recv()))
+
+
+async def test_resume_with_since_has_no_gap_and_no_duplicate(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url)
+    total = 3000
+    feeding = asyncio.create_task(publisher.numbered(0, total, per_entry=3, pause=pause))
+    got: list[str] = []
+    async with web.ws("?format=json") as first:
+        items: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            while len(items) < 300:
+                items.extend(json.loads(await first.recv()))
+    # Pretend the client only took the first line of a 3-line entry: resume
+    # from a *line* id, mid-entry.
+    cut = max(i for i, item in enumerate(items) if item["id"].endswith("-0"))
+    got += [item["data"] for item in items[: cut + 1]]
+    async with web.ws(f"?format=json&since={items[cut]['id']}") as second:
+        items = []
+        async with asyncio.timeout(30):
+            while len(items) < 600:
+                items.extend(json.loads(await second.recv()))
+    # Then resume from a whole *entry* id, at an entry's last line.
+    cut = max(i for i, item in enumerate(items) if item["id"].endswith("-2"))
+    got += [item["data"] for item in items[: cut + 1]]
+    entry_id = items[cut]["id"].rsplit("-", 1)[0]
+    async with web.ws(f"?since={entry_id}") as third:
+        frames: list[str] = []
+        async with asyncio.timeout(30):
+            while not frames or not frames[-1].endswith(f"n={total - 1}"):
+                frames.append(str(await third.recv()))
+    await feeding
+    got += "\n".join(frames).split("\n")
+    assert got == [f"n={i}" for i in range(total)]
+    _, body = await web.aget("/metrics")
+    assert "tcpws_web_resumes_total 2.0" in body.decode()
+
+
+async def test_a_client_that_never_reads_is_closed_and_others_get_everything(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url, "--client-queue-bytes", str(256 * 1024))
+    stalled_sock = socket.socket()
+    # A small receive buffer, so the kernel cannot soak up the whole test
+    # (PITFALLS 29); the server's send buffer still takes a few MiB.
+    stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled_sock.connect(("127.0.0.1", web.port))
+    entries, lines_per_entry = 160, 64
+    async with web.ws(sock=stalled_sock, max_queue=1) as stalled, web.ws() as fast:
+        async def feed() -> None:
+            for e in range(entries):
+                data = "\n".join(f"{e:04d}.{i:02d}" + "x" * 1000 for i in range(lines_per_entry))
+                await publisher.publish((8001, data))
+                await asyncio.sleep(0)
+
+        feeding = asyncio.create_task(feed())
+        got = 0
+        async with asyncio.timeout(60):
+            while got < entries * lines_per_entry:
+                got += str(await fast.recv()).count("\n") + 1
+        await feeding
+        assert got == entries * lines_per_entry
+        await recv_until_closed(stalled, within=30)
+    assert (stalled.close_code, stalled.close_reason) == (1008, "too slow")
+    _, body = await web.aget("/metrics")
+    assert 'tcpws_web_client_drops_total{reason="slow"} 1.0' in body.decode()
+
+
+async def test_gap_after_a_killed_subscription_is_filled_in_order(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url)
+    killer = redis.Redis.from_url(redis_url)
+    sha = killer.script_load(PUBLISH_SCRIPT)
+    names = [c.get("name", "") for c in killer.client_list()]
+    assert f"tcpws-web:web.test.{web.port}" in names
+
+    def kill_and_publish(n: int) -> None:
+        """Kill the subscription and publish in one transaction: that entry
+        cannot arrive live, only through the gap fill."""
+        pipe = killer.pipeline(transaction=True)
+        pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        pipe.evalsha(sha, 1, STREAM_KEY,
+                     *publish_args(100_000, [(8001, "peer:1", 0.0, f"n={n}")]))
+        pipe.execute()
+
+    async with web.ws("?format=json") as ws:
+        items: list[dict[str, Any]] = []
+        await publisher.numbered(0, 100, pause=pause)
+        await read_json_until(ws, 99, items)
+        for round_ in range(2):
+            base = 100 + round_ * 200
+            kill_and_publish(base)
+            await publisher.numbered(base + 1, base + 200, pause=pause)
+            await read_json_until(ws, base + 199, items)
+    killer.close()
+    assert [item["data"] for item in items] == [f"n={i}" for i in range(500)]
+    assert len(re.findall(r"gap filled: [1-9]", web.proc.output())) >= 2
+    _, body = await web.aget("/metrics")
+    assert re.search(r"tcpws_web_redis_reconnects_total [2-9]", body.decode())
+
+
+async def test_readyz_follows_a_frozen_then_restarted_redis(
+        private_redis: RedisServer, start_web: StartWeb) -> None:
+    web = start_web(private_redis.url)
+
+    def readyz_is(code: int) -> bool:
+        return web.get("/readyz")[0] == code
+
+    assert readyz_is(200)
+    assert private_redis.proc is not None
+    private_redis.proc.signal(signal.SIGSTOP)  # half-open: only the probe notices
+    try:
+        await asyncio.to_thread(wait_until, lambda: readyz_is(503), 20, 0.2, "503 while frozen")
+    finally:
+        private_redis.proc.signal(signal.SIGCONT)
+    await asyncio.to_thread(wait_until, lambda: readyz_is(200), 30, 0.2, "200 after SIGCONT")
+
+    private_redis.kill()
+    await asyncio.to_thread(wait_until, lambda: readyz_is(503), 20, 0.2, "503 while down")
+    private_redis.start()
+    await asyncio.to_thread(wait_until, lambda: readyz_is(200), 30, 0.2, "200 after restart")
+    pub = Publisher(private_redis.url)
+    async with web.ws() as ws:
+        await pub.publish((8001, "after restart"))
+        assert await ws.recv() == "after restart"
+    await pub.client.aclose()
+    assert "Traceback" not in web.proc.output()
+
+
+async def test_sigterm_delivers_everything_then_closes_1001(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url, "--shutdown-timeout", "4")
+    async with web.ws() as a, web.ws("?format=json") as b, web.ws("?port=8001") as c:
+        await publisher.numbered(0, 300, per_entry=2)
+        web.proc.signal(signal.SIGTERM)
+        frames = [await recv_until_closed(ws) for ws in (a, b, c)]
+    assert numbers_in(frames[0]) == list(range(300))
+    assert numbers_in(frames[1], "json") == list(range(300))
+    assert numbers_in(frames[2]) == list(range(300))
+    assert [(ws.close_code, ws.close_reason) for ws in (a, b, c)] == [(1001, "going away")] * 3
+    assert await asyncio.to_thread(web.proc.wait, 10) == 0
+
+
+async def test_sighup_closes_with_1012_and_exits_0(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    web = start_web(redis_url)
+    async with web.ws() as ws:
+        await publisher.publish((8001, "before restart"))
+        assert await ws.recv() == "before restart"
+        web.proc.signal(signal.SIGHUP)
+        await recv_until_closed(ws)
+    assert ws.close_code == 1012
+    assert await asyncio.to_thread(web.proc.wait, 10) == 0
+    assert not os.path.exists(f"/proc/{web.proc.pid}/status") or web.proc.popen.poll() == 0
+    assert LIVE_CHANNEL  # the channel name is part of the contract tests rely on

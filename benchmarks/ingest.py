@@ -1,0 +1,128 @@
+"""One TCP worker's ingestion rate into Redis, against one PUBLISH per line.
+
+    python -m benchmarks.ingest --lines 200000 [--connections 4] [--no-baseline]
+
+Starts a private redis-server, then `python -m tcp_worker --ack` on a free
+port, and writes the pre-built payload over `--connections` connections at
+once. The clock stops when the worker has acknowledged every line, i.e. when
+every line is stored in the history stream and published live. Then the same
+payload goes to a baseline server (`--serve-baseline`, below): the same
+chunked framing, but one `await PUBLISH` per line, as a naive port of the
+original design would do (PITFALLS 17). Both are separate processes, so the
+sender (this process) does not share their core. Not part of the test suite."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+import redis.asyncio as aioredis
+
+from tests.helpers import Proc, RedisServer, free_port, python_module
+
+
+async def blast(port: int, payloads: list[bytes]) -> float:
+    """Send each payload on its own connection; return seconds until every
+    line is acked (`+N` lines summed), then close."""
+    async def one(payload: bytes) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        want = payload.count(b"\n")
+        writer.write(payload)
+        got = 0
+        buf = b""
+        while got < want:
+            chunk = await reader.read(65536)
+            if not chunk:
+                raise RuntimeError(f"connection closed after {got} of {want} acks")
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            got += sum(int(x[1:]) for x in done if x)
+        writer.close()
+        await writer.wait_closed()
+
+    start = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(one(p) for p in payloads)), 600)
+    return time.perf_counter() - start
+
+
+def payloads(lines: int, connections: int) -> list[bytes]:
+    per = lines // connections
+    return [b"".join(b"conn %d line %08d some payload text\n" % (c, i) for i in range(per))
+            for c in range(connections)]
+
+
+async def serve_baseline(port: int, redis_url: str) -> None:
+    """Chunked framing, then one PUBLISH round trip per line; `+N` per chunk."""
+    client = aioredis.Redis.from_url(redis_url)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tail = b""
+        while chunk := await reader.read(65536):
+            *lines, tail = (tail + chunk).split(b"\n")
+            for line in lines:
+                await client.publish("bench:baseline", line.decode("utf-8", "replace"))
+            writer.write(b"+%d\n" % len(lines))
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    print("baseline ready", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def run_worker(redis_url: str, data: list[bytes]) -> float:
+    port = free_port()
+    proc = Proc(python_module("tcp_worker", "--port", str(port), "--ack"),
+                env={"REDIS_URL": redis_url}, name="worker")
+    try:
+        proc.wait_for_output("ready on")
+        return asyncio.run(blast(port, data))
+    finally:
+        proc.stop(timeout=15)
+
+
+def run_baseline(redis_url: str, data: list[bytes]) -> float:
+    port = free_port()
+    proc = Proc(python_module("benchmarks.ingest", "--serve-baseline", str(port),
+                              "--redis-url", redis_url), name="baseline")
+    try:
+        proc.wait_for_output("baseline ready")
+        return asyncio.run(blast(port, data))
+    finally:
+        proc.stop(timeout=15)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.ingest", description=__doc__)
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--redis-url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_baseline:
+        asyncio.run(serve_baseline(args.serve_baseline, args.redis_url))
+        return 0
+    data = payloads(args.lines, args.connections)
+    total = sum(p.count(b"\n") for p in data)
+    server = RedisServer()
+    try:
+        secs = run_worker(server.url, data)
+        rate = total / secs
+        print(f"tcp_worker: {total} lines over {args.connections} connections stored "
+              f"in {secs:.2f} s: {rate:,.0f} lines/s")
+        if not args.no_baseline:
+            # The baseline is slow: a tenth of the lines measures its rate well.
+            small = payloads(max(args.connections, args.lines // 10), args.connections)
+            base = sum(p.count(b"\n") for p in small) / run_baseline(server.url, small)
+            print(f"baseline (one PUBLISH per line): {base:,.0f} lines/s; "
+                  f"tcp_worker is {rate / base:.1f}x faster")
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -57,8 +57,8 @@ class Web:
         return await asyncio.to_thread(self.get, path)
 
 
-@pytest.fixture
-def start_web() -> Iterator[StartWeb]:
+@pytest.fixture(name="start_web")
+def start_web_fixture() -> Iterator[StartWeb]:
     started: list[Web] = []
 
     def start(redis_url: str, *args: str, ready: bool = True) -> Web:
@@ -93,8 +93,8 @@ class Publisher:
                 await pause()
 
 
-@pytest.fixture
-async def publisher(redis_url: str) -> AsyncIterator[Publisher]:
+@pytest.fixture(name="publisher")
+async def publisher_fixture(redis_url: str) -> AsyncIterator[Publisher]:
     pub = Publisher(redis_url)
     yield pub
     await pub.client.aclose()

@@ -95,11 +95,13 @@
       return;
     }
     ws = socket;
+    let openedAt = 0;
     socket.onopen = () => {
-      attempt = 0;
+      openedAt = Date.now();
       setState("live", lastId ? "live (resumed)" : "live");
     };
     socket.onmessage = (ev) => {
+      attempt = 0;  // a working connection: the next retry may be quick again
       let items;
       try { items = JSON.parse(ev.data); } catch (e) { return; }
       if (Array.isArray(items)) onMessages(items);
@@ -107,6 +109,9 @@
     socket.onclose = (ev) => {
       if (ws !== socket) return;
       ws = null;
+      // Open for a while and then closed (a restart): retry quickly. Closed at
+      // once (bad token, refused resume): keep backing off.
+      if (openedAt && Date.now() - openedAt > 3000) attempt = 0;
       const why = ev.code + (ev.reason ? " " + ev.reason : "");
       if (ev.code === 1008 && /since/i.test(ev.reason)) {
         // The server refused our resume point: start again from live data.

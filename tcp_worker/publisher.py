@@ -25,9 +25,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
@@ -130,8 +130,8 @@ class Publisher:
         while not stop.is_set():
             attempts += 1
             try:
-                await self._client.ping()
-                self._sha = await self._client.script_load(PUBLISH_SCRIPT)
+                if not await _unless(stop, self._ping_and_load()):
+                    break
             except (RedisError, OSError) as exc:
                 error = str(exc) or type(exc).__name__
                 if error != last_error:
@@ -148,6 +148,10 @@ class Publisher:
             self._backoff.succeeded()
             return True
         return False
+
+    async def _ping_and_load(self) -> None:
+        await self._client.ping()
+        self._sha = await self._client.script_load(PUBLISH_SCRIPT)
 
     async def run(self) -> None:
         """Publish batches until cancelled. Cancelling loses nothing silently:
@@ -234,3 +238,21 @@ class Publisher:
             log.debug("reading %s (%d bytes pending)", "paused" if paused else "resumed",
                       self._pending_bytes)
             self._set_paused(paused)
+
+
+async def _unless(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
+    """Run `work` unless `stop` is set first (then cancel it and return False):
+    a connect to an unresponsive host must not delay a stop (PITFALLS 28)."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+    task.result()  # re-raise its error, if any
+    return True

@@ -189,8 +189,11 @@ class TcpServer:
 
     def set_paused(self, paused: bool) -> None:
         """Back-pressure from the publisher: every socket stops/starts reading."""
+        now = time.monotonic()
         for conn in self.connections:
             conn.set_reading(not paused)
+            if not paused:
+                conn.last_active = now  # the silence while paused was ours, not idleness
 
     def log_long_line(self, peer: str) -> None:
         now = time.monotonic()

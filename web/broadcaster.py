@@ -17,7 +17,6 @@ import contextlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -35,44 +34,12 @@ from tcpws.protocol import (
     format_stream_id,
     parse_stream_id,
 )
+from web.batch import Batch
 from web.metrics import WebStats
 
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 1000  # entries per XRANGE call while filling a gap
-JSON_LINE_OVERHEAD = 96  # envelope bytes per line beyond the text and peer
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Entries delivered together, with their sizes counted once per process
-    (not once per client): what a client's byte-bounded queue holds."""
-
-    entries: list[Entry]
-    lines: list[int]
-    raw_sizes: list[int]
-    json_sizes: list[int]
-    raw_bytes: int
-    json_bytes: int
-
-    @classmethod
-    def of(cls, entries: list[Entry]) -> Batch:
-        lines = [e.data.count("\n") + 1 for e in entries]
-        raw = [len(e.data) + 1 for e in entries]
-        js = [len(e.data) + n * (JSON_LINE_OVERHEAD + len(e.peer))
-              for e, n in zip(entries, lines, strict=True)]
-        return cls(entries, lines, raw, js, sum(raw), sum(js))
-
-    def only_port(self, port: int) -> Batch | None:
-        keep = [i for i, e in enumerate(self.entries) if e.port == port]
-        if len(keep) == len(self.entries):
-            return self
-        if not keep:
-            return None
-        raw = [self.raw_sizes[i] for i in keep]
-        js = [self.json_sizes[i] for i in keep]
-        return Batch([self.entries[i] for i in keep], [self.lines[i] for i in keep],
-                     raw, js, sum(raw), sum(js))
 
 
 class Subscriber(Protocol):
@@ -240,9 +207,11 @@ class Broadcaster:
             return
         self.last_id = entries[-1].id
         self._advanced.set()
-        batch = Batch.of(entries)
-        for subscriber in list(self._subscribers):
-            subscriber.deliver(batch)
+        batches = [Batch.of(entries)] if len(entries) == 1 else Batch.split(entries)
+        subscribers = list(self._subscribers)
+        for batch in batches:
+            for subscriber in subscribers:
+                subscriber.deliver(batch)
 
     async def catch_up(self, budget: float) -> bool:
         """Wait (bounded) until every entry stored *now* has been delivered:

@@ -23,12 +23,11 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from tcpws.protocol import Entry, StreamId
-from web.broadcaster import Batch
+from web.batch import MAX_FRAME_BYTES, Batch
 from web.metrics import WebStats
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 256 * 1024  # keeps frames under common client limits (1 MiB)
 CLOSE_TIMEOUT = 10.0  # a close frame queued behind a stalled client's data
 TOO_SLOW = (1008, "too slow")
 SendErrors = (WebSocketDisconnect, WebSocketDisconnected, OSError)
@@ -96,24 +95,26 @@ class Client:
         self._wake.set()
 
     async def send_batches(self, batches: list[Batch]) -> None:
-        """Send entries newer than `last_sent` in as few frames as allowed."""
-        frame: list[str] = []
+        """Send entries newer than `last_sent`, as few frames as allowed."""
+        parts: list[str] = []
         size = lines = 0
         last: Entry | None = None
         for batch in batches:
-            sizes = batch.json_sizes if self.json else batch.raw_sizes
-            for entry, n, weight in zip(batch.entries, batch.lines, sizes, strict=True):
-                if entry.id <= self.last_sent:
+            if batch.first_id <= self.last_sent:
+                trimmed = batch.after(self.last_sent)
+                if trimmed is None:
                     continue
-                if frame and size + weight > MAX_FRAME_BYTES:
-                    await self._send_frame(frame, lines, last)
-                    frame, size, lines = [], 0, 0
-                frame.append(entry.json_items if self.json else entry.raw)
-                size += weight
-                lines += n
-                last = entry
-        if frame:
-            await self._send_frame(frame, lines, last)
+                batch = trimmed
+            weight = batch.json_bytes if self.json else batch.raw_bytes
+            if parts and size + weight > MAX_FRAME_BYTES:
+                await self._send_frame(parts, lines, last)
+                parts, size, lines = [], 0, 0
+            parts.append(batch.json_items if self.json else batch.raw_text)
+            size += weight
+            lines += batch.lines
+            last = batch.last
+        if parts:
+            await self._send_frame(parts, lines, last)
 
     async def _send_frame(self, parts: list[str], lines: int, last: Entry | None) -> None:
         assert last is not None

@@ -21,7 +21,7 @@ from tcpws.protocol import (
     format_stream_id,
     parse_stream_id,
 )
-from web.broadcaster import Batch
+from web.batch import Batch
 from web.clients import Client
 
 HISTORY_PAGE = 500  # entries per XRANGE call
@@ -55,7 +55,7 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                 if client.port is None or entry.port == client.port:
                     entries.append(entry)
             if entries:
-                await client.send_batches([Batch.of(entries)])
+                await client.send_batches(Batch.split(entries))
             last = parse_stream_id(_text(rows[-1][0]))
             client.last_sent = max(client.last_sent, last)
             if len(rows) < HISTORY_PAGE or client.overflowed or client.close_code is not None:

@@ -1,0 +1,205 @@
+"""One measurement each, run against either system: throughput, latency,
+idle memory, recovery after `kill -9`, shutdown time.
+
+Every phase has a fixed count and a time-out; every load-generator process
+it starts is stopped before it returns (also on an exception)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from benchmarks.measure import settled, total_cpu, total_rss_kib, wait_for
+from benchmarks.systems import Ours, Service, System
+
+# 59 characters + "\n" = 60 bytes: not a divisor of the original's 1 KiB reads,
+# so its chunks cut lines the way real traffic does.
+LINE_BYTES = 59
+SENDERS = 3
+
+
+class LoadProc(Service):
+    """A `python -m benchmarks.loadgen` process, read line by line."""
+
+    def __init__(self, *args: str) -> None:
+        super().__init__("loadgen", [sys.executable, "-m", "benchmarks.loadgen", *args],
+                         stdin=True)
+
+    def expect(self, prefix: str, timeout: float) -> str:
+        """The first output line starting with `prefix`, waiting at most `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"loadgen gave no {prefix!r} in {timeout:.0f}s; "
+                                   f"output:\n{self.output()[-2000:]}") from None
+            if line is None:
+                raise RuntimeError(f"loadgen exited before {prefix!r}:\n{self.output()[-2000:]}")
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+
+    def result(self, timeout: float) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.expect("RESULT ", timeout))
+        if "error" in data:
+            raise RuntimeError(f"loadgen failed: {data['error']}")
+        return data
+
+    def poke(self) -> None:
+        """A line on stdin: next hold step, or stop the clients now."""
+        assert self.popen.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.popen.stdin.write(b"\n")
+            self.popen.stdin.flush()
+
+
+@contextlib.contextmanager
+def loadgen(*args: str) -> Iterator[LoadProc]:
+    proc = LoadProc(*args)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+def send_probe(port: int, text: bytes) -> None:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
+        s.sendall(text + b"\n")
+
+
+def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
+    """Send probe lines to every TCP port until every client has seen one
+    from each port: then the whole path (worker → Redis → web) is live."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for port in system.tcp_ports:
+            send_probe(port, b"p%d" % port)
+        with contextlib.suppress(TimeoutError):
+            clients.expect("PRIMED", 0.2)
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{system.name}: clients never primed")
+
+
+def client_args(system: System, clients: int, expect: int, timeout: float,
+                latency: bool = False) -> list[str]:
+    args = ["clients", "--port", str(system.http_port), "--clients", str(clients),
+            "--expect", str(expect), "--timeout", str(timeout), "--line-bytes", str(LINE_BYTES),
+            "--prime-tags", str(len(system.tcp_ports))]
+    return [*args, "--latency"] if latency else args
+
+
+def sender_args(system: System, lines: int, timeout: float, rate: float = 0.0) -> list[str]:
+    return ["senders", "--ports", ",".join(map(str, system.tcp_ports)), "--lines", str(lines),
+            "--senders", str(SENDERS), "--rate", str(rate), "--timeout", str(timeout),
+            "--line-bytes", str(LINE_BYTES)]
+
+
+def deliver(system: System, clients: int, lines: int, timeout: float,
+            rate: float = 0.0) -> dict[str, Any]:
+    """Send `lines` (flat out, or paced at `rate`) and count what each of
+    `clients` WebSocket clients got."""
+    with loadgen(*client_args(system, clients, lines, timeout, latency=bool(rate))) as cl:
+        cl.expect("READY", 120)
+        prime(system, cl)
+        pids = system.server_pids()
+        cpu0 = total_cpu(pids)
+        with loadgen(*sender_args(system, lines, timeout, rate)) as snd:
+            sent = snd.result(timeout + 10)
+        got = cl.result(timeout + 15)
+        server_cpu = total_cpu(pids) - cpu0
+    t0 = sent["t0"]
+    rates = [w / (t - t0) if t > t0 else 0.0 for w, t in zip(got["whole"], got["t_last"],
+                                                              strict=True)]
+    whole, broken = sum(got["whole"]), sum(got["broken"])
+    wall = max(got["t_last"] + [sent["t_end"]]) - t0
+    return {
+        "clients": clients, "lines": lines, "rate": rate,
+        "per_client": sum(rates) / len(rates), "total": whole / wall if wall > 0 else 0.0,
+        "lost": lines * clients - whole - broken, "broken": broken,
+        "frames": got["frames"], "wall": wall, "server_cpu": server_cpu,
+        "loadgen_cpu": sent["cpu"] + got["cpu"], "latency": got["latencies"],
+        "close_codes": got["close_codes"],
+    }
+
+
+def idle_memory(system: System, kind: str, steps: list[int],
+                timeout: float = 120.0) -> list[dict[str, float]]:
+    """RSS growth of the serving processes per idle WebSocket (`ws`) or TCP
+    (`tcp`) connection, measured from one baseline at each step."""
+    pids = system.server_pids()
+    before = settled(lambda: total_rss_kib(pids))
+    target = (["--port", str(system.http_port)] if kind == "ws"
+              else ["--ports", ",".join(map(str, system.tcp_ports))])
+    out: list[dict[str, float]] = []
+    with loadgen("hold", "--kind", kind, *target, "--steps", ",".join(map(str, steps)),
+                 "--timeout", str(timeout)) as hold:
+        for _step in steps:
+            held = int(hold.expect("HOLD", timeout + 5))
+            after = settled(lambda: total_rss_kib(pids))
+            out.append({"connections": held, "rss_kib": after,
+                        "bytes_per_conn": (after - before) * 1024 / max(1, held)})
+            hold.poke()
+    return out
+
+
+def worker_on_port(system: Ours, port: int) -> int:
+    """The pid of the tcp worker serving `port` (by its TCPWS_NAME or argv)."""
+    for pid in system.tcp_worker_pids():
+        with contextlib.suppress(OSError):
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+            if any(e.startswith(b"TCPWS_NAME=tcp.%d" % port) for e in env) or \
+                    b"%d" % port in argv:
+                return pid
+    raise LookupError(f"no tcp worker found for port {port}")
+
+
+def recovery(system: Ours, timeout: float = 30.0) -> dict[str, float]:
+    """kill -9 the worker of one port, then at once connect to that port and
+    send a line: seconds until a WebSocket client receives it."""
+    port = system.tcp_ports[0]
+    victim = worker_on_port(system, port)
+    with loadgen(*client_args(system, 1, 0, timeout + 30)) as cl:
+        cl.expect("READY", 60)
+        prime(system, cl)
+        tag = b"pR%d" % time.monotonic_ns()
+        t_kill = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        send_probe(port, tag)
+        deadline = t_kill + timeout
+        while True:
+            text, _, when = cl.expect("PROBE", max(0.1, deadline - time.monotonic())).partition(" ")
+            if text == tag.decode():
+                delivered = float(when) - t_kill
+                break
+        cl.poke()
+    wait_for(lambda: victim not in system.tcp_worker_pids(), 5, "old worker gone")
+    replaced = len(system.tcp_worker_pids()) >= len(system.tcp_ports)
+    return {"seconds": delivered, "replaced": float(replaced)}
+
+
+def shutdown_loaded(system: System, lines: int, clients: int = 10,
+                    timeout: float = 30.0) -> dict[str, Any]:
+    """SIGTERM the top process while senders are flat out; seconds to exit."""
+    with loadgen(*client_args(system, clients, lines, timeout + 30)) as cl:
+        cl.expect("READY", 60)
+        prime(system, cl)
+        with loadgen(*sender_args(system, lines, timeout + 30)) as snd:
+            start = time.monotonic()
+            wait_for(lambda: time.monotonic() - start > 1.0 or not snd.alive(), 5, "load")
+            rss = total_rss_kib(system.server_pids())
+            took = system.stop(timeout)
+            rc = system.top.popen.returncode
+        got = cl.result(timeout)
+    return {"seconds": took, "returncode": rc, "rss_kib_loaded": rss,
+            "close_codes": sorted(set(got["close_codes"])), "delivered": sum(got["whole"])}
+

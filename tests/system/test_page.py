@@ -119,6 +119,11 @@ def wait_shown(pg: Any, lines: list[str], timeout: float = 15.0) -> None:
         raise AssertionError(f"{len(missing)} line(s) never shown, e.g. {missing[:5]}") from None
 
 
+def last_shown_id(pg: Any) -> str | None:
+    ids: list[str] = pg.eval_on_selector_all("#stream .line", "els => els.map(e => e.dataset.id)")
+    return ids[-1] if ids else None
+
+
 def worker_rows(pg: Any) -> dict[str, dict[str, str]]:
     """The workers table: name -> {column class: text}."""
     rows: list[dict[str, str]] = pg.eval_on_selector_all(
@@ -192,6 +197,23 @@ def test_page_shows_stream_rates_and_workers(page: Any, system: System) -> None:
             "#stream .line", "els => els.map(e => e.dataset.port)"))
         assert ports_shown == {str(system.tcp_ports[0])}
         pg.select_option("#port-filter", "")
+        # search narrows the stream and highlights the match
+        pg.fill("#search", f"sensor-{system.tcp_ports[1]}")
+        shown = pg.eval_on_selector_all(
+            "#stream .line .data",
+            "els => els.map(e => [e.textContent, e.querySelectorAll('mark').length])")
+        assert shown and all(f"sensor-{system.tcp_ports[1]}" in text for text, _ in shown)
+        assert all(marks == 1 for _, marks in shown)
+        pg.fill("#search", "")
+        # pause freezes the view while lines keep arriving; resume catches up
+        pg.click("#pause")
+        frozen = last_shown_id(pg)
+        received = pg.evaluate("window.tcpws.received")
+        wait_until(lambda: pg.evaluate("window.tcpws.received") > received + 20, 10,
+                   interval=0.1, what="lines arriving while paused")
+        assert last_shown_id(pg) == frozen
+        pg.click("#pause")
+        wait_until(lambda: last_shown_id(pg) != frozen, 5, what="view to catch up on resume")
         assert pg.inner_text("#clients").strip() not in ("", "–")
         screenshot(pg, "page.png")  # (4) with live data
     finally:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -157,11 +158,27 @@ def open_socket(config: Config) -> socket.socket:
     return bind_listener(config.host, config.port)
 
 
+def raise_fd_limit(connections: int) -> None:
+    """Make room for --max-connections sockets (the soft limit is often 1024)."""
+    want = connections + 64  # listener, Redis, logs, the rejected-while-full
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-files limit to %d: %s", new, exc)
+        if new < want:
+            log.warning("open-files limit %d is below --max-connections %d + 64", new,
+                        connections)
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     config = from_args(sys.argv[1:] if argv is None else argv,
                        os.environ if environ is None else environ)
     setup_logging(config.name, config.log_level)
     die_with_parent(config.parent_pid)
+    raise_fd_limit(config.max_connections)
     try:
         sock = open_socket(config)
     except OSError as exc:

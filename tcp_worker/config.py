@@ -97,7 +97,7 @@ class Config:
     max_line_bytes: int = 65536
     history_maxlen: int = 100_000
     ack: bool = False
-    max_connections: int = 1024
+    max_connections: int = 4096
     idle_timeout: float = 300.0
     drain_timeout: float = 5.0
     max_pending_bytes: int = 4 * MIB
@@ -138,7 +138,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--ack", action="store_true", default=None,
                    help="write +N\\n back once N more lines are stored (env TCPWS_ACK=1)")
     p.add_argument("--max-connections", type=_int_at_least(1),
-                   default=env("TCPWS_MAX_CONNECTIONS", "1024"),
+                   default=env("TCPWS_MAX_CONNECTIONS", "4096"),
                    help="connections over this get '-ERR too many connections' and are closed")
     p.add_argument("--idle-timeout", type=_seconds, default=env("TCPWS_IDLE_TIMEOUT", "300"),
                    help="close a connection silent this long, seconds (0 = never)")

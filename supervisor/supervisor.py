@@ -87,6 +87,8 @@ class Supervisor:
         self.commands.put_nowait(command)
 
     def on_give_up(self, slot: Slot, message: str) -> None:
+        if self.failure is None:
+            self.failure = message
         self.request("fatal", message)
 
     def control(self, words: list[str]) -> dict[str, Any]:
@@ -180,7 +182,6 @@ class Supervisor:
                     log.info("%s: graceful shutdown (send it again to stop at once)", why)
                     return
                 case ("fatal", message):
-                    self.failure = message
                     log.error("%s: stopping everything", message)
                     return
                 case ("scale", how, *why):

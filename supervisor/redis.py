@@ -122,10 +122,12 @@ def tcp_workers_connected(client: redis.Redis) -> int | None:
 
 
 def wait_ready(proc: subprocess.Popen[bytes], client: redis.Redis, stop: StopFlag) -> bool:
+    """True once *our* redis-server answers: PING alone could be answered by
+    another server already holding the port, while ours fails to bind."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline and proc.poll() is None and not stop.should_exit.is_set():
         try:
-            if client.ping():
+            if int(client.info("server").get("process_id", -1)) == proc.pid:
                 return True
         except redis.exceptions.RedisError:
             pass
@@ -183,7 +185,8 @@ def run(config: RedisEntryConfig) -> int:
             if stop.should_exit.is_set():
                 stop_redis(proc)
                 return 0
-            log.error("redis-server on port %d did not answer PING (exit code %s)",
+            log.error("redis-server did not start on 127.0.0.1:%d (exit code %s; its output "
+                      "above says why)",
                       config.port, proc.poll())
             stop_redis(proc)
             return 1

@@ -142,13 +142,16 @@
       lastId = m.id;
       received += 1;
       kept.push(m);
-      pending.push(m);
+      if (paused) unseenWhilePaused += 1; else pending.push(m);
       countRate(m);
       if (!portsSeen.has(m.port)) addPort(m.port);
       const skew = m.ts - now;  // ts precedes arrival: the largest value is the best
       if (clockSkew === null || skew > clockSkew) clockSkew = skew;
     }
     if (kept.length > MAX_KEPT) kept.splice(0, kept.length - MAX_KEPT);
+    // Only the newest MAX_SHOWN can be shown; a hidden tab (no animation
+    // frames) must not pile up the rest.
+    if (pending.length > MAX_SHOWN) pending.splice(0, pending.length - MAX_SHOWN);
     saveLastId(lastId || "");
     scheduleRender();
   }
@@ -228,14 +231,13 @@
 
   function renderPending() {
     if (paused) {
-      unseenWhilePaused += pending.length;
       pending = [];
       updateInfo();
       return;
     }
     const stick = atBottom();
     const frag = document.createDocumentFragment();
-    for (const m of pending.slice(-MAX_SHOWN)) if (matches(m)) frag.append(lineNode(m));
+    for (const m of pending) if (matches(m)) frag.append(lineNode(m));
     pending = [];
     ui.stream.append(frag);
     while (ui.stream.childElementCount > MAX_SHOWN) ui.stream.firstElementChild.remove();

@@ -15,7 +15,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -47,6 +48,7 @@ class Worker:
         self.should_exit = asyncio.Event()
         self.force_exit = asyncio.Event()
         self.signal_name = ""
+        self.crashed = False
         self.stats = WorkerStats(port=int(sock.getsockname()[1]), host=config.hostname,
                                  started=time.time())
         self.client: aioredis.Redis = connect(config.redis_url, client_name=config.client_name)
@@ -64,6 +66,22 @@ class Worker:
         self.signal_name = sig.name
         self.should_exit.set()
 
+    def _watched(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A task that must run until cancelled: if it dies, so do we (exit 1),
+        rather than reading lines that nobody publishes (PITFALLS 15)."""
+        task = asyncio.create_task(work, name=name)
+
+        def done(task: asyncio.Task[None]) -> None:
+            if task.cancelled() or task.exception() is None:
+                return
+            log.critical("%s task died; stopping", name, exc_info=task.exception())
+            self.crashed = True
+            self.should_exit.set()
+            self.force_exit.set()
+
+        task.add_done_callback(done)
+        return task
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -75,10 +93,12 @@ class Worker:
                          self.signal_name)
                 return 0
             await self.server.start(self.sock)
-            tasks.append(asyncio.create_task(self.publisher.run(), name="publisher"))
+            tasks.append(self._watched(self.publisher.run(), "publisher"))
+            if self.config.idle_timeout > 0:
+                tasks.append(self._watched(self.server.sweep_idle(), "idle sweeper"))
             self.stats.state = "running"
             await self._beat()
-            tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+            tasks.append(self._watched(self._heartbeat_loop(), "heartbeat"))
             notify_ready(self.config.notify_fd)
             host, port = self.sock.getsockname()[:2]
             log.info("%s ready on %s:%d (Redis %s, ack %s)", self.config.name, host, port,
@@ -109,14 +129,17 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.publisher.wait_flushed(),
                                    max(0.0, flush_until - time.monotonic()))
-        # Final acks are written; let the sockets close with them.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.server.wait_closed(), CLOSE_GRACE)
-        self.stats.state = "stopped"
         lost = self.stats.unpublished
+        if not lost:
+            # Final acks are written; let the sockets close with them.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), CLOSE_GRACE)
+        self.stats.state = "stopped"
         if lost:
             log.error("%d lines could not be published to Redis at %s", lost,
                       redact_url(self.config.redis_url))
+            return 1
+        if self.crashed:
             return 1
         log.info("stopped cleanly in %.1f s: %d lines stored, %d dropped by rule",
                  time.monotonic() - start, self.stats.lines,

@@ -150,7 +150,7 @@ class TcpServer:
         self.publisher = publisher
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        self._draining = False
         self._all_closed = asyncio.Event()
         self._all_closed.set()
         self._long_logged_at = -LONG_LINE_LOG_EVERY
@@ -161,8 +161,6 @@ class TcpServer:
         # backlog given explicitly: asyncio would re-listen with 100 (PITFALLS 31).
         self._server = await loop.create_server(lambda: Connection(self), sock=sock,
                                                 backlog=LISTEN_BACKLOG)
-        if self.config.idle_timeout > 0:
-            self._sweeper = asyncio.create_task(self._sweep_idle(), name="idle-sweeper")
 
     def add(self, conn: Connection) -> None:
         if len(self.connections) >= self.config.max_connections:
@@ -205,15 +203,16 @@ class TcpServer:
             self._long_logged_at = now
             self._long_unlogged = 0
 
-    async def _sweep_idle(self) -> None:
+    async def sweep_idle(self) -> None:
+        """Close connections silent for --idle-timeout; runs until the drain."""
         timeout = self.config.idle_timeout
-        while True:
+        while not self._draining:
             await asyncio.sleep(min(1.0, timeout / 2))
             if self.publisher.paused:
                 continue  # we stopped reading them: their silence is ours
             limit = time.monotonic() - timeout
             for conn in [c for c in self.connections if not c.closing]:
-                if conn.last_active < limit:
+                if conn.last_active < limit and not self._draining:
                     self.stats.idle_closed += 1
                     log.info("closing %s: idle for %.0f s", conn.peer, timeout)
                     conn.force_close()
@@ -223,10 +222,9 @@ class TcpServer:
         they go quiet or close, until `deadline` (monotonic) or `hurry`; then
         close the rest, dropping (and counting) their unterminated tails.
         Lines already read stay with the publisher, to be flushed after."""
+        self._draining = True
         if self._server is not None:
             self._server.close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         while self.connections and not hurry.is_set() and time.monotonic() < deadline:
             quiet_since = time.monotonic() - QUIET_BEFORE_CLOSE
             idle = [c for c in self.connections

@@ -73,12 +73,19 @@ class OutputMux:
 
     def __init__(self, width: int, stream: TextIO | None = None) -> None:
         self.width = width
-        self.stream = stream or sys.stdout
+        self.stream: TextIO | None = stream or sys.stdout
 
     def write(self, name: str, line: str) -> None:
+        """Never raises: if our own output is gone (`| head`), children's
+        output is still drained, then dropped, so they never block."""
+        if self.stream is None:
+            return
         self.width = max(self.width, len(name))
-        self.stream.write(f"{name:<{self.width}} | {line}\n")
-        self.stream.flush()
+        try:
+            self.stream.write(f"{name:<{self.width}} | {line}\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None
 
 
 class Child:
@@ -216,7 +223,10 @@ class Child:
                 self._forced = force_wait.done() and not force_wait.cancelled()
         if self.running:
             self._killed_after = budget
-            log.warning("%s did not stop in %.1f s: SIGKILL", self.name, budget)
+            if self._forced:
+                log.warning("%s: fast stop: SIGKILL", self.name)
+            else:
+                log.warning("%s did not stop in %.1f s: SIGKILL", self.name, budget)
             self.send(signal.SIGKILL)
         return await self.wait_report()
 

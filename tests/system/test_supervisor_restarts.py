@@ -118,3 +118,15 @@ def test_bad_flag_and_busy_port_fail_fast_with_one_line() -> None:
                   env={"TCPWS_REDIS_PASSWORD": ""}, name="nopass")
     assert nopass.wait(timeout=20) == 2
     assert len(nopass.lines) == 1 and "password" in nopass.lines[0]
+
+
+def test_a_second_sigterm_stops_at_once_still_in_order() -> None:
+    with supervised("--stop-timeout", "60") as system:
+        name = f"tcp.{system.tcp_ports[0]}.1"
+        os.kill(system.pid_of(name), signal.SIGSTOP)
+        system.proc.signal(signal.SIGTERM)
+        system.proc.wait_for_output(r"stopping tcp: .*time-out 30\.0 s")
+        system.proc.signal(signal.SIGTERM)
+        assert system.proc.wait(timeout=20) == 1  # long before the 30 s stage time-out
+        system.proc.wait_for_output(rf"{re.escape(name)} killed by a fast stop")
+        assert system.log_index("stopping web") < system.log_index("stopping redis")

@@ -52,9 +52,13 @@ async def stdin_line() -> None:
     loop = asyncio.get_running_loop()
     done = loop.create_future()
 
+    def finish() -> None:
+        if not done.done():
+            done.set_result(None)
+
     def read() -> None:
         sys.stdin.readline()
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        loop.call_soon_threadsafe(finish)
 
     threading.Thread(target=read, daemon=True).start()
     await done
@@ -123,15 +127,20 @@ def latencies_summary(values: list[float]) -> dict[str, float | int]:
             "max": values[-1]}
 
 
-async def send_flat(sender: int, port: int, host: str, lines: int, length: int) -> float:
-    """Write every line at once (TCP flow control paces us); return end time."""
-    payload = b"".join(make_line(sender, seq, ZERO_TS, length) for seq in range(lines))
+def flat_payload(sender: int, lines: int, length: int) -> bytes:
+    return b"".join(make_line(sender, seq, ZERO_TS, length) for seq in range(lines))
+
+
+async def send_flat(port: int, host: str, payload: bytes) -> float:
+    """Write the whole payload at once (TCP flow control paces us); return
+    the time the last byte was handed to the kernel."""
     _, writer = await asyncio.open_connection(host, port)
     writer.write(payload)
     await writer.drain()
+    done = time.monotonic()
     writer.close()
     await writer.wait_closed()
-    return time.monotonic()
+    return done
 
 
 async def send_paced(sender: int, port: int, host: str, lines: int, length: int,
@@ -160,6 +169,8 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
     ports = [int(p) for p in args.ports.split(",")]
     share = [args.lines // args.senders + (i < args.lines % args.senders)
              for i in range(args.senders)]
+    payloads = [] if args.rate else [flat_payload(i, share[i], args.line_bytes)
+                                      for i in range(args.senders)]
     t0 = time.monotonic()
     async with asyncio.timeout(args.timeout):
         if args.rate:
@@ -169,7 +180,7 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
                            per, t0) for i in range(args.senders)))
         else:
             ends = await asyncio.gather(*(
-                send_flat(i, ports[i % len(ports)], args.host, share[i], args.line_bytes)
+                send_flat(ports[i % len(ports)], args.host, payloads[i])
                 for i in range(args.senders)))
     return {"t0": t0, "t_end": max(ends), "sent": args.lines, "cpu": cpu_used()}
 
@@ -177,7 +188,7 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
 async def run_hold(args: argparse.Namespace) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     held: list[Any] = []
-    ports = [int(p) for p in args.ports.split(",")]
+    ports = [int(p) for p in args.ports.split(",") if p]
     gate = asyncio.Semaphore(100)
 
     async def one_tcp(i: int) -> asyncio.BaseTransport:
@@ -190,7 +201,7 @@ async def run_hold(args: argparse.Namespace) -> dict[str, Any]:
         async with asyncio.timeout(args.timeout):
             if args.kind == "ws":
                 counters = [LineCounter(args.line_bytes) for _ in range(step - len(held))]
-                held.extend(await open_clients(args.host, ports[0], args.path, counters))
+                held.extend(await open_clients(args.host, args.port, args.path, counters))
             else:
                 held.extend(await asyncio.gather(*(one_tcp(i)
                                                    for i in range(len(held), step))))

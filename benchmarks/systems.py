@@ -175,7 +175,7 @@ class Ours(System):
     TCP = ("-m tcp_worker",)
 
     def __init__(self, tcp_ports: int = 3, standalone: bool = False,
-                 web_args: str = "", tcp_args: str = "--max-connections 20000") -> None:
+                 web_args: str = "", tcp_args: str = "--max-connections 15000") -> None:
         super().__init__(tcp_ports)
         self.standalone = standalone
         self.web_args = web_args

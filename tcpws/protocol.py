@@ -18,6 +18,7 @@ Both order as tuples of integers; ``since=`` takes either (an entry id means
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,10 +119,7 @@ class Entry:
         """The entry's envelopes as JSON objects joined by "," (no brackets),
         so a frame of several entries is "[" + ",".join(...) + "]"."""
         if self._json_items is None:
-            self._json_items = ",".join(
-                json.dumps(env, ensure_ascii=False, separators=(",", ":"))
-                for env in self.envelopes()
-            )
+            self._json_items = _envelopes_json(self, 0, self.lines)
         return self._json_items
 
     def lines_after(self, index: int) -> Entry:
@@ -131,20 +129,30 @@ class Entry:
         kept = self.lines[index + 1 :]
         trimmed = Entry(self.id, self.port, self.peer, self.ts, "\n".join(kept))
         # Keep line ids stable: re-number from index + 1.
-        base = self.id_text
-        trimmed._json_items = ",".join(
-            json.dumps(
-                {"id": f"{base}-{index + 1 + i}", "port": self.port, "peer": self.peer,
-                 "ts": self.ts, "data": line},
-                ensure_ascii=False, separators=(",", ":"),
-            )
-            for i, line in enumerate(kept)
-        )
+        trimmed._json_items = _envelopes_json(self, index + 1, kept)
         return trimmed
 
     @property
     def line_count(self) -> int:
         return self.data.count("\n") + 1
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_JSON_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
+
+
+def _envelopes_json(entry: Entry, first_index: int, lines: list[str]) -> str:
+    """Exactly `json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))`
+    for each line, joined by ",", at a fraction of the cost: the lines are
+    encoded in one call, then each string body is cut out by a tokenizer that
+    knows JSON escapes."""
+    if not lines:
+        return ""
+    strings = _JSON_STRING.findall(_encode(lines))
+    head = (f'{{"id":"{entry.id_text}-', f'","port":{_encode(entry.port)},'
+            f'"peer":{_encode(entry.peer)},"ts":{_encode(entry.ts)},"data":"')
+    return ",".join(f'{head[0]}{first_index + i}{head[1]}{text}"}}'
+                    for i, text in enumerate(strings))
 
 
 def _text(value: bytes | str) -> str:

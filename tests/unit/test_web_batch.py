@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from tcpws.protocol import Entry
 from web.batch import Batch
 
@@ -31,3 +34,21 @@ def test_texts_filters_and_counts() -> None:
     assert b.only_port(9999) is None
     after = b.after((1, 0))
     assert after is not None and after.raw_text == "c" and b.after((2, 0)) is None
+
+
+@given(st.lists(st.text(alphabet=st.characters(exclude_characters="\n")), min_size=1, max_size=6),
+       st.text(max_size=12), st.integers(-1, 5))
+def test_json_items_match_json_dumps(lines: list[str], peer: str, cut: int) -> None:
+    """The fast envelope encoder in tcpws.protocol is byte-for-byte json.dumps."""
+    e = Entry((1764000000123, 7), 8001, peer, 1764000000.125, "\n".join(lines))
+
+    def reference(first: int, kept: list[str]) -> str:
+        return ",".join(
+            json.dumps({"id": f"{e.id_text}-{first + i}", "port": 8001, "peer": peer,
+                        "ts": 1764000000.125, "data": line},
+                       ensure_ascii=False, separators=(",", ":"))
+            for i, line in enumerate(kept))
+
+    assert e.json_items == reference(0, lines)
+    if 0 <= cut < len(lines):
+        assert e.lines_after(cut).json_items == reference(cut + 1, lines[cut + 1:])

@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO
+from typing import IO, NoReturn
 
 import redis
 import redis.exceptions
@@ -56,24 +56,47 @@ class RedisEntryConfig:
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> RedisEntryConfig:
-        parser = argparse.ArgumentParser(
+        """Flags over environment over defaults; anything bad is one line on
+        stderr and exit 2 (CONTRACT §7)."""
+        parser = _OneLineParser(
             prog="python -m supervisor.redis",
             description="Embedded redis-server for the Procfile: on SIGTERM it keeps "
                         "serving until the tcp workers have disconnected.")
-        parser.add_argument("--port", type=int, default=int(environ.get("PORT", DEFAULT_PORT)),
+        parser.add_argument("--port", type=_port, default=environ.get("PORT", str(DEFAULT_PORT)),
                             help="port on 127.0.0.1 (default: $PORT, else 6379)")
-        parser.add_argument("--grace", type=float,
-                            default=float(environ.get("TCPWS_REDIS_GRACE", DEFAULT_GRACE)),
+        parser.add_argument("--grace", type=_seconds,
+                            default=environ.get("TCPWS_REDIS_GRACE", str(DEFAULT_GRACE)),
                             help="longest wait for tcp workers to disconnect after SIGTERM "
                                  "(default: $TCPWS_REDIS_GRACE, else 3.5 s; keep it < 5 s, "
                                  "honcho's kill time-out)")
-        parser.add_argument("--log-level", default=environ.get("TCPWS_LOG_LEVEL", "INFO"))
+        parser.add_argument("--log-level", type=str.upper,
+                            default=environ.get("TCPWS_LOG_LEVEL", "INFO"),
+                            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                            help="(default: $TCPWS_LOG_LEVEL, else INFO)")
         args = parser.parse_args(list(argv))
-        if not 0 < args.port < 65536:
-            parser.error(f"--port {args.port}: must be 1-65535")
-        if args.grace < 0:
-            parser.error("--grace must be >= 0")
         return cls(port=args.port, grace=args.grace, log_level=args.log_level)
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+    return value
 
 
 class StopFlag:

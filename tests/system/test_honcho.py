@@ -147,6 +147,19 @@ def http_get(port: int, path: str) -> bytes:
 # ---- the redis entry on its own ---------------------------------------------------------
 
 
+@pytest.mark.parametrize(("args", "env"), [(["--port", "70000"], {}), ([], {"PORT": "abc"}),
+                                           (["--grace", "-1"], {})])
+def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
+                                                       env: dict[str, str]) -> None:
+    proc = Proc(python_module("supervisor.redis", *args), env=env, name="redis-entry")
+    try:
+        assert proc.wait(10) == 2
+        lines = proc.output().splitlines()
+        assert len(lines) == 1 and "error" in lines[0], lines
+    finally:
+        finish(proc)
+
+
 def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
     port = free_port()
     proc = Proc(python_module("supervisor.redis", "--grace", "20"), env={"PORT": str(port)},

@@ -175,6 +175,7 @@ class Publisher:
         """One EVALSHA; on failure keep the batch and retry it with back-off."""
         noscript = 0
         while True:
+            started = time.monotonic()
             try:
                 if self._sha is None:
                     self._sha = await self._client.script_load(PUBLISH_SCRIPT)
@@ -187,16 +188,17 @@ class Publisher:
                     await asyncio.sleep(self._backoff.next_delay())
                 continue
             except (RedisError, OSError) as exc:
-                self._failed(exc)
+                self._failed(exc, started)
                 await asyncio.sleep(self._backoff.next_delay())
                 continue
             self._recovered()
             return
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException, started: float) -> None:
+        """`started`: when the failed call began (a time-out fails late)."""
         self._stats.publish_errors += 1
         if self._down_since is None:
-            self._down_since = time.monotonic()
+            self._down_since = started
             log.warning("cannot publish to Redis at %s (%s); pausing reads and retrying "
                         "with back-off, %d lines waiting", self._url,
                         str(exc) or type(exc).__name__, self._stats.unpublished)

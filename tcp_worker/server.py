@@ -94,7 +94,7 @@ class Connection(asyncio.Protocol):
         self._stats.dropped_long += new_long
         self._stats.dropped_empty += new_empty
         if new_long:
-            self._server.log_long_line(self.peer)
+            self._server.log_long_lines(self.peer, new_long)
         return new_long + new_empty
 
     @property
@@ -193,9 +193,10 @@ class TcpServer:
             if not paused:
                 conn.last_active = now  # the silence while paused was ours, not idleness
 
-    def log_long_line(self, peer: str) -> None:
+    def log_long_lines(self, peer: str, count: int) -> None:
+        """One warning per LONG_LINE_LOG_EVERY seconds at most, with a count."""
         now = time.monotonic()
-        self._long_unlogged += 1
+        self._long_unlogged += count
         if now - self._long_logged_at >= LONG_LINE_LOG_EVERY:
             log.warning("dropped %d over-long line(s) (> %d bytes), latest from %s; "
                         "%d dropped since start", self._long_unlogged,

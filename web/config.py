@@ -7,7 +7,7 @@ import argparse
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -69,7 +69,7 @@ class WebConfig:
     port: int = 8000
     redis_url: str = DEFAULT_REDIS_URL
     name: str = "web.8000"
-    ws_token: str | None = None
+    ws_token: str | None = field(default=None, repr=False)  # never logged
     allowed_origins: tuple[str, ...] = ()
     client_queue_bytes: int = 8 * MIB
     shutdown_timeout: float = 5.0
@@ -114,7 +114,7 @@ class WebConfig:
         p.add_argument("--ws-per-message-deflate", type=_bool, nargs="?", const=True,
                        default=env("TCPWS_WS_PER_MESSAGE_DEFLATE", "false"),
                        help="offer permessage-deflate (TCPWS_WS_PER_MESSAGE_DEFLATE)")
-        p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"),
+        p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=str.lower,
                        choices=["debug", "info", "warning", "error"],
                        help="log level (TCPWS_LOG_LEVEL)")
         ns = p.parse_args(list(argv))

@@ -112,8 +112,9 @@ class Slot:
         stop the old one. False if the new one did not become ready."""
         if self._stop is not None or self.state is not SlotState.READY:
             return False
-        self._replace = asyncio.get_running_loop().create_future()
-        self._wake.set()
+        if self._replace is None or self._replace.done():  # else join the one under way
+            self._replace = asyncio.get_running_loop().create_future()
+            self._wake.set()
         return await asyncio.shield(self._replace)
 
     async def _until(self, *waits: Awaitable[Any], limit: float | None = None) -> None:
@@ -211,7 +212,8 @@ class Slot:
         old = self.current
         assert old is not None
         new = await self._start_one()
-        self.incoming = None
+        if self._stop is None:  # else _shutdown stops the incoming process too
+            self.incoming = None
         if new is None:
             if not done.done():
                 done.set_result(False)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
 
-from tests.helpers import wait_until
+from tests.helpers import PYTHON, wait_until
 from tests.system.supervised import System, receive_json, send_lines, supervised
 
 
@@ -68,6 +69,15 @@ def test_scaling_signals_and_control_commands() -> None:
         flowing(system, "restarted")
         unknown = system.ctl("restart", "nope.1")
         assert unknown.returncode == 1 and "no worker named 'nope.1'" in unknown.stderr
+
+        second = subprocess.run(
+            [PYTHON, "-m", "supervisor", "--http-port", str(system.http_port), "--tcp-port",
+             str(system.tcp_ports[0]), "--control-socket", system.control],
+            capture_output=True, text=True, timeout=20, check=False)
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [
+            f"supervisor: error: another supervisor is running (control socket "
+            f"{system.control} answers)"]
 
         stop = system.ctl("stop")
         assert stop.returncode == 0

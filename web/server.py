@@ -94,8 +94,9 @@ class WebServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         code, reason = CLOSE_CODES.get(self.stop_signal or 0, GOING_AWAY)
         name = signal.Signals(self.stop_signal).name if self.stop_signal else "request"
+        # uvicorn's shutdown adds a fixed 0.1 s sleep to its grace period.
         budget = max(0.0, self.web_config.shutdown_timeout
-                     - grace_after_drain(self.web_config.shutdown_timeout))
+                     - grace_after_drain(self.web_config.shutdown_timeout) - 0.2)
         started = time.monotonic()
         for server in self.servers:  # stop accepting before draining
             server.close()

@@ -36,15 +36,20 @@ async def read_json_until(ws: Any, last: int, items: list[dict[str, Any]]) -> No
 
 async def test_resume_with_since_has_no_gap_and_no_duplicate(
         redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
-    web = start_web(redis_url)
+    """Read from one web process, kill -9 it, resume on another while the
+    data keeps flowing: every line exactly once, in order."""
+    doomed, web = start_web(redis_url, ready=False), start_web(redis_url, ready=False)
+    doomed.wait_ready(), web.wait_ready()
     total = 3000
     feeding = asyncio.create_task(publisher.numbered(0, total, per_entry=3, pause=pause))
     got: list[str] = []
-    async with web.ws("?format=json") as first:
+    async with doomed.ws("?format=json") as first:
         items: list[dict[str, Any]] = []
         async with asyncio.timeout(30):
             while len(items) < 300:
                 items.extend(json.loads(await first.recv()))
+        doomed.proc.signal(signal.SIGKILL)
+        await recv_until_closed(first)
     # Pretend the client only took the first line of a 3-line entry: resume
     # from a *line* id, mid-entry.
     cut = max(i for i, item in enumerate(items) if item["id"].endswith("-0"))
@@ -163,14 +168,18 @@ async def test_readyz_follows_a_frozen_then_restarted_redis(
 async def test_sigterm_delivers_everything_then_closes_1001(
         redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
     web = start_web(redis_url, "--shutdown-timeout", "4")
+    many = [await web.ws() for _ in range(100)]
     async with web.ws() as a, web.ws("?format=json") as b, web.ws("?port=8001") as c:
         await publisher.numbered(0, 300, per_entry=2)
         web.proc.signal(signal.SIGTERM)
         frames = [await recv_until_closed(ws) for ws in (a, b, c)]
+        rest = [await recv_until_closed(ws) for ws in many]
     assert numbers_in(frames[0]) == list(range(300))
     assert numbers_in(frames[1], "json") == list(range(300))
     assert numbers_in(frames[2]) == list(range(300))
-    assert [(ws.close_code, ws.close_reason) for ws in (a, b, c)] == [(1001, "going away")] * 3
+    assert all(numbers_in(f) == list(range(300)) for f in rest)
+    clients = (a, b, c, *many)
+    assert {(ws.close_code, ws.close_reason) for ws in clients} == {(1001, "going away")}
     assert await asyncio.to_thread(web.proc.wait, 10) == 0
 
 

@@ -36,7 +36,7 @@ def test_churn_over_the_limit_leaks_nothing(redis_url: str, start_worker: StartW
         wait_until(lambda: stored_lines(client) == ["warm-up"], 10, what="warm-up")
     wait_until(lambda: settled(1), 10, what="warm-up connection gone")
     baseline = open_fds(proc.pid)
-    rounds = 3
+    rounds = 2
     for r in range(rounds):
         socks = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(250)]
         for i, sock in enumerate(socks):

@@ -52,7 +52,7 @@ _atoms = st.sampled_from([b"\n", b"\r", b"\r\n", b"a", b"xyz", b"\x00", b"\xff",
 streams = st.lists(st.one_of(_atoms, st.binary(max_size=12)), max_size=60).map(b"".join)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(stream=streams, cuts=st.lists(st.integers(min_value=0), max_size=20),
        limit=st.integers(min_value=1, max_value=12))
 def test_any_chunking_frames_like_the_whole_stream(stream: bytes, cuts: list[int],

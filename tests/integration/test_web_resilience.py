@@ -155,6 +155,9 @@ async def test_readyz_follows_a_frozen_then_restarted_redis(
 
     private_redis.kill()
     await asyncio.to_thread(wait_until, lambda: readyz_is(503), 20, 0.2, "503 while down")
+    async with web.ws("?since=0-0") as resuming:  # the history cannot be read
+        await recv_until_closed(resuming)
+    assert (resuming.close_code, resuming.close_reason) == (1011, "history read failed")
     private_redis.start()
     await asyncio.to_thread(wait_until, lambda: readyz_is(200), 30, 0.2, "200 after restart")
     pub = Publisher(private_redis.url)

@@ -160,12 +160,14 @@ class Worker:
             await self._beat()
 
     async def _goodbye(self) -> None:
-        """Best effort: remove our heartbeat, close the Redis connections."""
-        try:
-            await asyncio.wait_for(remove_heartbeat(self.client, self.config.heartbeat_name),
-                                   1.0)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.debug("heartbeat not removed: %s", exc)
+        """Best effort: remove our heartbeat (unless Redis is known to be
+        down: no time to waste inside the stop budget), close the client."""
+        if not self.publisher.redis_down:
+            try:
+                await asyncio.wait_for(
+                    remove_heartbeat(self.client, self.config.heartbeat_name), 0.5)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("heartbeat not removed: %s", exc)
         with contextlib.suppress(RedisError, OSError):
             await self.client.aclose()
 

@@ -40,9 +40,9 @@ class Sizes:
 
 
 PROFILES = {
-    "full": Sizes(((1, 1_000_000), (10, 400_000), (100, 40_000)), (1_000, 10_000), 5.0, 10,
-                  (1_000, 10_000), 3_000_000, 120.0),
-    "quick": Sizes(((1, 200_000), (10, 100_000), (100, 10_000)), (1_000, 10_000), 2.0, 10,
+    "full": Sizes(((1, 3_000_000), (10, 1_000_000), (100, 100_000)), (1_000, 10_000), 10.0,
+                  10, (1_000, 10_000), 3_000_000, 120.0),
+    "quick": Sizes(((1, 1_000_000), (10, 300_000), (100, 30_000)), (1_000, 10_000), 3.0, 10,
                    (1_000,), 1_000_000, 60.0),
     "smoke": Sizes(((1, 3_000), (10, 2_000), (100, 300)), (1_000,), 1.0, 2, (100,), 0, 30.0),
 }
@@ -102,14 +102,6 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
             results[system.name][f"latency_{rate}"] = r
             progress(f"{system.name}: {rate:,} lines/s, {sizes.latency_clients} clients: "
                      f"{_lat_line(r)}")
-    for kind in ("ws", "tcp"):
-        for system in systems:
-            r = attempt(progress, f"{system.name} memory", partial(
-                scenarios.idle_memory, system, kind, list(sizes.memory_steps)))
-            results[system.name][f"memory_{kind}"] = r
-            text = ", ".join(f"{m['bytes_per_conn'] / 1024:.1f} KiB each at {m['connections']:,}"
-                             for m in r) if isinstance(r, list) else "failed"
-            progress(f"{system.name}: idle {kind} connections: {text}")
     ours = systems[1]
     assert isinstance(ours, Ours)
     r = attempt(progress, "ours recovery", lambda: scenarios.recovery(ours))
@@ -123,6 +115,19 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
         results[system.name]["shutdown_idle"] = {"seconds": took,
                                                  "returncode": system.top.popen.returncode}
         progress(f"{system.name}: idle shutdown took {took:.2f} s")
+    for kind in ("ws", "tcp"):
+        # Fresh processes: memory freed by earlier phases would be reused
+        # by the new connections and hide their cost.
+        fresh_pair: list[System] = [Original(), Ours(web_args=web_args)]
+        for system in fresh_pair:
+            system.start()
+            r = attempt(progress, f"{system.name} memory", partial(
+                scenarios.idle_memory, system, kind, list(sizes.memory_steps)))
+            system.stop()
+            results[system.name][f"memory_{kind}"] = r
+            text = ", ".join(f"{m['bytes_per_conn'] / 1000:.1f} KB each at {m['connections']:,}"
+                             for m in r) if isinstance(r, list) else "failed"
+            progress(f"{system.name}: idle {kind} connections: {text}")
     if sizes.loaded_shutdown_lines:
         for fresh in (Original(), Ours(web_args=web_args)):
             fresh.start()

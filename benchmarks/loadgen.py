@@ -82,6 +82,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         await poll(lambda: all(c.probes for c in counters)
                    and len({p for p, _ in counters[0].probes}) >= args.prime_tags)
     emit("PRIMED")
+    cpu0 = cpu_used()  # start-up and connecting are not part of the phase
     seen = len(counters[0].probes)
     deadline = time.monotonic() + args.timeout
     while not stop.done():
@@ -99,10 +100,11 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
         if last and now - last > args.idle:
             break
     stop.cancel()
-    return client_result(counters, clients)
+    return client_result(counters, clients, cpu0)
 
 
-def client_result(counters: list[LineCounter], clients: list[WsClient]) -> dict[str, Any]:
+def client_result(counters: list[LineCounter], clients: list[WsClient],
+                  cpu0: float) -> dict[str, Any]:
     latencies: list[float] = []
     for c in counters:
         latencies.extend(c.latencies or ())
@@ -115,7 +117,7 @@ def client_result(counters: list[LineCounter], clients: list[WsClient]) -> dict[
         "t_last": [c.t_last for c in counters],
         "close_codes": [cl.close_code for cl in clients if cl.close_code is not None],
         "latencies": latencies_summary(latencies),
-        "cpu": cpu_used(),
+        "cpu": cpu_used() - cpu0,
     }
 
 
@@ -171,6 +173,7 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
              for i in range(args.senders)]
     payloads = [] if args.rate else [flat_payload(i, share[i], args.line_bytes)
                                       for i in range(args.senders)]
+    cpu0 = cpu_used()  # building the payloads is not part of the phase
     t0 = time.monotonic()
     async with asyncio.timeout(args.timeout):
         if args.rate:
@@ -182,7 +185,7 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
             ends = await asyncio.gather(*(
                 send_flat(ports[i % len(ports)], args.host, payloads[i])
                 for i in range(args.senders)))
-    return {"t0": t0, "t_end": max(ends), "sent": args.lines, "cpu": cpu_used()}
+    return {"t0": t0, "t_end": max(ends), "sent": args.lines, "cpu": cpu_used() - cpu0}
 
 
 async def run_hold(args: argparse.Namespace) -> dict[str, Any]:

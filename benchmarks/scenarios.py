@@ -136,9 +136,11 @@ def idle_memory(system: System, kind: str, steps: list[int],
     """RSS growth of the serving processes per idle WebSocket (`ws`) or TCP
     (`tcp`) connection, measured from one baseline at each step."""
     pids = system.server_pids()
-    before = settled(lambda: total_rss_kib(pids))
     target = (["--port", str(system.http_port)] if kind == "ws"
               else ["--ports", ",".join(map(str, system.tcp_ports))])
+    with loadgen("hold", "--kind", kind, *target, "--steps", "20") as warm:
+        warm.expect("HOLD", timeout)  # first connections import and allocate lazily
+    before = settled(lambda: total_rss_kib(pids))
     out: list[dict[str, float]] = []
     with loadgen("hold", "--kind", kind, *target, "--steps", ",".join(map(str, steps)),
                  "--timeout", str(timeout)) as hold:

@@ -1,0 +1,39 @@
+"""The benchmark at tiny sizes (`--profile smoke`): it runs end to end
+against both systems and writes its report. Asserts correctness only
+(nothing lost, nothing broken, a working recovery), never speed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT
+
+
+@pytest.mark.timeout(150)
+def test_bench_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--profile", "smoke", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=140, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "summary.md").read_text().startswith("# Benchmark")
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "results.json").read_text())
+    ours = results["ours"]
+    for key in ("throughput_1", "throughput_10", "throughput_100", "latency_1000"):
+        assert "error" not in ours[key], ours[key]
+        assert ours[key]["lost"] == 0, (key, ours[key])
+        assert ours[key]["broken"] == 0, (key, ours[key])
+        assert ours[key]["per_client"] > 0
+    # The original really is what we compare against: it cuts lines.
+    assert results["original"]["throughput_10"]["broken"] > 0
+    assert ours["recovery"]["seconds"] > 0
+    assert ours["recovery"]["replaced"] == 1.0
+    for kind in ("memory_ws", "memory_tcp"):
+        assert isinstance(ours[kind], list) and ours[kind][0]["connections"] == 100
+    assert ours["shutdown_idle"]["returncode"] == 0

@@ -115,7 +115,7 @@ class WebConfig:
                        default=env("TCPWS_WS_PER_MESSAGE_DEFLATE", "false"),
                        help="offer permessage-deflate (TCPWS_WS_PER_MESSAGE_DEFLATE)")
         p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=str.lower,
-                       choices=["debug", "info", "warning", "error"],
+                       choices=["debug", "info", "warning", "error", "critical"],
                        help="log level (TCPWS_LOG_LEVEL)")
         ns = p.parse_args(list(argv))
         port = ns.port

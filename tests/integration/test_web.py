@@ -214,6 +214,7 @@ async def test_metrics_status_and_page(redis_url: str, start_web: StartWeb,
         await publisher.publish((8001, "x\ny"))
         await ws.recv()
         status, body = await web.aget("/metrics")
+        doc_status, doc_body = await web.aget("/api/status")
     assert status == 200
     text = body.decode()
     for name in ("tcpws_web_clients 1.0", "tcpws_web_frames_sent_total 1.0",
@@ -223,12 +224,11 @@ async def test_metrics_status_and_page(redis_url: str, start_web: StartWeb,
                  'tcpws_worker_lines{kind="tcp",port="8001",worker="box/tcp.8001.1"} 1000.0'):
         assert name in text, name
 
-    status, body = await web.aget("/api/status")
-    assert status == 200
-    doc = json.loads(body)
+    assert doc_status == 200
+    doc = json.loads(doc_body)
     assert set(doc) == {"name", "ready", "clients", "last_id", "workers"}
     assert doc["name"].endswith(f"/web.test.{web.port}")
-    assert doc["ready"] is True and doc["clients"] == 0
+    assert doc["ready"] is True and doc["clients"] == 1
     assert isinstance(doc["last_id"], str) and doc["last_id"].count("-") == 1
     tcp = next(w for w in doc["workers"] if w["name"] == "box/tcp.8001.1")
     assert tcp["kind"] == "tcp" and tcp["pid"] == 4242 and tcp["lines"] == 1000

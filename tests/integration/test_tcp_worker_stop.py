@@ -97,14 +97,14 @@ def test_sigterm_with_redis_gone_exits_1_and_counts(private_redis: RedisServer,
     assert "Traceback" not in proc.output()
 
 
-def test_waits_for_redis_at_start_and_honours_sigterm_meanwhile(
+def test_waits_for_redis_at_start_and_honours_a_stop_meanwhile(
         private_redis: RedisServer, start_worker: StartWorker) -> None:
     private_redis.kill()
     waiting, port = start_worker(private_redis.url, ready=False)
     stopped, _ = start_worker(private_redis.url, ready=False)
     waiting.wait_for_output("not reachable")
     stopped.wait_for_output("not reachable")
-    stopped.signal(signal.SIGTERM)
+    stopped.signal(signal.SIGHUP)  # tcp workers treat SIGHUP like SIGTERM
     assert stopped.wait(10) == 0
     private_redis.start()
     waiting.wait_for_output("ready on")

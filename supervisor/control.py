@@ -15,16 +15,55 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from supervisor.config import ConfigError
+from supervisor.slot import Slot
 
 log = logging.getLogger("supervisor")
 
 Handler = Callable[[list[str]], dict[str, Any]]
 MAX_REQUEST = 4096
 CLIENT_TIMEOUT = 5.0
+
+
+class Controlled(Protocol):
+    """What the control socket needs of the supervisor."""
+
+    @property
+    def slots(self) -> Mapping[str, Slot]: ...
+
+    @property
+    def stop_requested(self) -> asyncio.Event: ...
+
+    def request(self, *command: str) -> None: ...
+
+
+def answer(supervisor: Controlled, words: list[str]) -> dict[str, Any]:
+    """Answer one control-socket request (status now; the rest queued)."""
+    busy = supervisor.stop_requested.is_set()
+    match words:
+        case ["status"]:
+            return {"ok": True, "children": [s.status() for s in supervisor.slots.values()]}
+        case ["stop"]:
+            supervisor.request("exit", "control: stop")
+            return {"ok": True, "message": "stopping"}
+        case _ if busy:
+            return {"ok": False, "error": "the supervisor is shutting down"}
+        case ["scale", "tcp", n] if n.isdigit() and int(n) >= 1:
+            supervisor.request("scale", n)
+            return {"ok": True, "message": f"scaling to {int(n)} tcp worker(s) per port"}
+        case ["restart", "all"]:
+            supervisor.request("rolling", "", "control")
+            return {"ok": True, "message": "rolling restart of every worker"}
+        case ["restart", name] if name in supervisor.slots and name != "redis":
+            supervisor.request("restart", name)
+            return {"ok": True, "message": f"restarting {name}"}
+        case ["restart", name]:
+            return {"ok": False, "error": f"no worker named {name!r} (see status; "
+                                          "the embedded redis is not restartable)"}
+    return {"ok": False, "error": "usage: status | scale tcp N | restart NAME|all | stop"}
 
 
 class ControlUnavailable(RuntimeError):

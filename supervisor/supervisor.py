@@ -13,12 +13,12 @@ import contextlib
 import logging
 import os
 import signal
-import sys
+from functools import partial
 from typing import Any
 
 from supervisor.child import OutputMux
 from supervisor.config import SupervisorConfig
-from supervisor.control import ControlServer
+from supervisor.control import ControlServer, answer
 from supervisor.embedded_redis import EmbeddedRedis
 from supervisor.plan import (
     START_ORDER,
@@ -32,8 +32,9 @@ from supervisor.plan import (
     tcp_name,
     web_name,
 )
-from supervisor.slot import ChildSpec, Slot
+from supervisor.slot import Slot
 from supervisor.sockets import Listeners
+from supervisor.specs import SpecFactory
 
 log = logging.getLogger("supervisor")
 
@@ -56,8 +57,8 @@ class Supervisor:
         self.config = config
         self.listeners = listeners
         self.redis = redis
-        self.redis_url = redis.url if redis is not None else str(config.redis_url)
         self.budgets = stage_budgets(config.stop_timeout, redis is not None)
+        self.specs = SpecFactory(config, listeners, redis, self.budgets)
         self.output = OutputMux(padded_width(initial_names(
             config.tcp_ports, config.tcp_workers, config.web_workers, redis is not None)))
         self.slots: dict[str, Slot] = {}
@@ -90,31 +91,6 @@ class Supervisor:
         if self.failure is None:
             self.failure = message
         self.request("fatal", message)
-
-    def control(self, words: list[str]) -> dict[str, Any]:
-        """Answer one control-socket request (status now; the rest queued)."""
-        busy = self.stop_requested.is_set()
-        match words:
-            case ["status"]:
-                return {"ok": True, "children": [s.status() for s in self.slots.values()]}
-            case ["stop"]:
-                self.request("exit", "control: stop")
-                return {"ok": True, "message": "stopping"}
-            case _ if busy:
-                return {"ok": False, "error": "the supervisor is shutting down"}
-            case ["scale", "tcp", n] if n.isdigit() and int(n) >= 1:
-                self.request("scale", n)
-                return {"ok": True, "message": f"scaling to {int(n)} tcp worker(s) per port"}
-            case ["restart", "all"]:
-                self.request("rolling", "", "control")
-                return {"ok": True, "message": "rolling restart of every worker"}
-            case ["restart", name] if name in self.slots and name != "redis":
-                self.request("restart", name)
-                return {"ok": True, "message": f"restarting {name}"}
-            case ["restart", name]:
-                return {"ok": False, "error": f"no worker named {name!r} (see status; "
-                                              "the embedded redis is not restartable)"}
-        return {"ok": False, "error": "usage: status | scale tcp N | restart NAME|all | stop"}
 
     async def run(self) -> int:
         """Start, serve until asked to stop, stop; returns the exit code."""
@@ -239,35 +215,10 @@ class Supervisor:
                           name)
 
     def _add(self, kind: Kind, name: str, port: int | None = None, index: int = 1) -> Slot:
-        slot = Slot(self._spec(kind, name, port, index), self.output,
+        slot = Slot(self.specs.spec(kind, name, port, index), self.output,
                     self.config.start_timeout, self.config.max_start_failures, self.on_give_up)
         self.slots[name] = slot
         return slot
-
-    def _spec(self, kind: Kind, name: str, port: int | None, index: int) -> ChildSpec:
-        cfg = self.config
-        env = {k: v for k, v in cfg.base_env.items()
-               if k not in ("TCPWS_LISTEN_FD", "TCPWS_NOTIFY_FD", "PORT")}
-        if kind is Kind.REDIS:
-            assert self.redis is not None
-            return ChildSpec(name, kind, self.redis.argv, env, probe=self.redis.probe(),
-                             stop_budget=self.budgets.redis)
-        assert port is not None
-        sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]
-        env.update(PYTHONUNBUFFERED="1", TCPWS_PARENT_PID=str(os.getpid()), TCPWS_NAME=name,
-                   REDIS_URL=self.redis_url, TCPWS_LISTEN_FD=str(sock.fileno()))
-        common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
-        if kind is Kind.WEB:
-            argv = [sys.executable, "-m", "web", *common,
-                    "--shutdown-timeout", str(self.budgets.web_shutdown), *cfg.web_args]
-            return ChildSpec(name, kind, argv, env, (sock.fileno(),),
-                             replace_signal=signal.SIGHUP, stop_budget=self.budgets.web,
-                             port=port, index=index)
-        argv = [sys.executable, "-m", "tcp_worker", *common,
-                "--drain-timeout", str(self.budgets.tcp_drain),
-                *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
-        return ChildSpec(name, kind, argv, env, (sock.fileno(),),
-                         stop_budget=self.budgets.tcp, port=port, index=index)
 
     async def shutdown(self) -> None:
         """Stop tcp → web → redis; each stage within its own time-out.
@@ -297,7 +248,7 @@ async def main(config: SupervisorConfig, listeners: Listeners,
                redis: EmbeddedRedis | None) -> int:
     """Run a supervisor with its control socket; returns the exit code."""
     supervisor = Supervisor(config, listeners, redis)
-    control = ControlServer(config.control_socket, supervisor.control)
+    control = ControlServer(config.control_socket, partial(answer, supervisor))
     await control.start()
     try:
         return await supervisor.run()

@@ -1,0 +1,57 @@
+"""How each child is started: its argv, environment and inherited
+sockets (the supervisor → child protocol of docs/design.md).
+
+Python children get `TCPWS_PARENT_PID` (they set PR_SET_PDEATHSIG),
+`TCPWS_NAME`, `REDIS_URL` and `TCPWS_LISTEN_FD`; the notify pipe is added by
+`Child.spawn`. Each is told its own graceful-stop time: the stage budget
+minus one second (plan.child_grace)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from supervisor.config import SupervisorConfig
+from supervisor.embedded_redis import EmbeddedRedis
+from supervisor.plan import Kind, StageBudgets
+from supervisor.slot import ChildSpec
+from supervisor.sockets import Listeners
+
+# Inherited from our own environment, these would mislead a child.
+NOT_INHERITED = ("TCPWS_LISTEN_FD", "TCPWS_NOTIFY_FD", "PORT")
+
+
+class SpecFactory:
+    def __init__(self, config: SupervisorConfig, listeners: Listeners,
+                 redis: EmbeddedRedis | None, budgets: StageBudgets) -> None:
+        self.config = config
+        self.listeners = listeners
+        self.redis = redis
+        self.budgets = budgets
+        self.redis_url = redis.url if redis is not None else str(config.redis_url)
+
+    def spec(self, kind: Kind, name: str, port: int | None = None, index: int = 1) -> ChildSpec:
+        cfg = self.config
+        env = {k: v for k, v in cfg.base_env.items()
+               if k not in NOT_INHERITED}
+        if kind is Kind.REDIS:
+            assert self.redis is not None
+            return ChildSpec(name, kind, self.redis.argv, env, probe=self.redis.probe(),
+                             stop_budget=self.budgets.redis)
+        assert port is not None
+        sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]
+        env.update(PYTHONUNBUFFERED="1", TCPWS_PARENT_PID=str(os.getpid()), TCPWS_NAME=name,
+                   REDIS_URL=self.redis_url, TCPWS_LISTEN_FD=str(sock.fileno()))
+        common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
+        if kind is Kind.WEB:
+            argv = [sys.executable, "-m", "web", *common,
+                    "--shutdown-timeout", str(self.budgets.web_shutdown), *cfg.web_args]
+            return ChildSpec(name, kind, argv, env, (sock.fileno(),),
+                             replace_signal=signal.SIGHUP, stop_budget=self.budgets.web,
+                             port=port, index=index)
+        argv = [sys.executable, "-m", "tcp_worker", *common,
+                "--drain-timeout", str(self.budgets.tcp_drain),
+                *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
+        return ChildSpec(name, kind, argv, env, (sock.fileno(),),
+                         stop_budget=self.budgets.tcp, port=port, index=index)

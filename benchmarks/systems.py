@@ -171,13 +171,15 @@ class Original(System):
 
 class Ours(System):
     name = "ours"
-    WEB = ("-m web",)
-    TCP = ("-m tcp_worker",)
+    WEB = ("-m web", "shim web")
+    TCP = ("-m tcp_worker", "shim tcp_worker")
 
     def __init__(self, tcp_ports: int = 3, standalone: bool = False,
-                 web_args: str = "", tcp_args: str = "--max-connections 15000") -> None:
+                 web_args: str = "", tcp_args: str = "--max-connections 15000",
+                 web_shim: str = "", tcp_shim: str = "") -> None:
         super().__init__(tcp_ports)
-        self.standalone = standalone
+        self.standalone = standalone or bool(web_shim or tcp_shim)
+        self.shims = {"web": web_shim, "tcp_worker": tcp_shim}
         self.web_args = web_args
         self.tcp_args = tcp_args
         self.control = os.path.join(tempfile.mkdtemp(prefix="tcpws-bench-"), "control.sock")
@@ -203,15 +205,21 @@ class Ours(System):
         url = f"redis://127.0.0.1:{redis_port}/0"
         redis = Service("redis", redis_argv(find_redis_server(), port=redis_port))
         wait_for(lambda: port_open(redis_port), 10, "redis")
-        py = sys.executable
-        web = Service("web", [py, "-m", "web", "--port", str(self.http_port), "--redis-url", url,
-                              "--log-level", "warning", *self.web_args.split()])
+        web = self._child("web", ["--port", str(self.http_port), "--redis-url", url,
+                                  "--log-level", "warning", *self.web_args.split()])
         wait_for(lambda: http_ok(f"http://127.0.0.1:{self.http_port}/readyz"), 30, "web")
-        workers = [Service(f"tcp.{p}", [py, "-m", "tcp_worker", "--port", str(p),
-                                        "--redis-url", url, *self.tcp_args.split()])
-                   for p in self.tcp_ports]
+        workers = [self._child("tcp_worker", ["--port", str(p), "--redis-url", url,
+                                              *self.tcp_args.split()]) for p in self.tcp_ports]
         # The web process stands first: it is the one that owns /ws clients.
         self.services = [web, *workers, redis]
+
+    def _child(self, module: str, args: list[str]) -> Service:
+        """A child run directly, or through `benchmarks.shim` with its options."""
+        shim = self.shims[module]
+        if not shim:
+            return Service(module, [sys.executable, "-m", module, *args])
+        return Service(module, [sys.executable, "-m", "benchmarks.shim", module, *args],
+                       env={"BENCH_SHIM": shim})
 
     def _pids(self, needles: tuple[str, ...]) -> list[int]:
         return [pid for s in self.services for pid in matching(s.pid, needles)]

@@ -221,32 +221,47 @@ def test_page_shows_stream_rates_and_workers(page: Any, system: System) -> None:
         trickle.join(5)
 
 
-def test_page_reconnects_after_web_is_killed(page: Any, system: System) -> None:
-    pg = page
-    pg.goto(system.url)
-    pg.wait_for_selector("body[data-state=live]", timeout=10_000)
-    port = system.tcp_ports[0]
-    before = [f"before-{i}" for i in range(5)]
-    send(port, before)
-    wait_shown(pg, before)
-
-    # (2) kill -9 the web process; lines sent meanwhile go to the Redis history
+def kill_web_send_restart(pg: Any, system: System, lines: list[str], shot: str) -> None:
+    """kill -9 the web process, send `lines` while it is down (they go to the
+    Redis history), start web again on the same port."""
     assert system.web is not None
     system.web.signal(signal.SIGKILL)
     system.web.wait(5)
     pg.wait_for_selector("body:not([data-state=live])", timeout=10_000)
-    during = [f"while-web-down-{i}" for i in range(20)]
-    send(port, during[:10])
-    send(system.tcp_ports[1], during[10:])
-    screenshot(pg, "page-disconnected.png")
-
-    # the same port again: the page reconnects by itself with since=<last id>
+    half = len(lines) // 2
+    send(system.tcp_ports[0], lines[:half])
+    send(system.tcp_ports[1], lines[half:])
+    screenshot(pg, shot)
     system.start_web()
+
+
+def test_page_reconnects_after_web_is_killed(page: Any, system: System) -> None:
+    pg = page
+    pg.goto(system.url)
+    pg.wait_for_selector("body[data-state=live]", timeout=10_000)
+
+    # (2) web killed before the page saw any line: it resumes from the
+    # server's last id (from /api/status), not from "live only"
+    early = [f"early-down-{i}" for i in range(6)]
+    kill_web_send_restart(pg, system, early, "page-disconnected.png")
+    pg.wait_for_selector("body[data-state=live]", timeout=20_000)
+    wait_shown(pg, early)
+
+    # ... and again with lines seen: it reconnects with since=<last line id>
+    during = [f"while-web-down-{i}" for i in range(20)]
+    kill_web_send_restart(pg, system, during, "page-disconnected-2.png")
     pg.wait_for_selector("body[data-state=live]", timeout=20_000)
     wait_shown(pg, during)
     after = [f"after-{i}" for i in range(3)]
-    send(port, after)
+    send(system.tcp_ports[0], after)
     wait_shown(pg, after)
     data = pg.eval_on_selector_all("#stream .line .data", "els => els.map(e => e.textContent)")
     assert len(data) == len(set(data)), "a line was shown twice"
     screenshot(pg, "page-reconnected.png")
+
+    # a reload resumes too: the last id is kept in sessionStorage
+    pg.goto("about:blank")
+    away = [f"while-page-away-{i}" for i in range(5)]
+    send(system.tcp_ports[1], away)
+    pg.goto(system.url)
+    wait_shown(pg, away)

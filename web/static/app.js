@@ -52,8 +52,13 @@
     try { sessionStorage.setItem(STORE_KEY, id); } catch (e) { /* storage off: memory only */ }
   }
 
-  // Ids are "ms-seq-index"; compare them as tuples of integers.
-  function idKey(id) { return String(id).split("-").map(Number); }
+  // Line ids are "ms-seq-index"; compare them as tuples of integers. An entry
+  // id "ms-seq" (from /api/status) stands for the whole entry: index +inf.
+  function idKey(id) {
+    const key = String(id).split("-").map(Number);
+    if (key.length === 2) key.push(Infinity);
+    return key;
+  }
   function idAfter(a, b) {
     for (let i = 0; i < Math.max(a.length, b.length); i++) {
       const x = a[i] || 0, y = b[i] || 0;
@@ -98,7 +103,7 @@
     let openedAt = 0;
     socket.onopen = () => {
       openedAt = Date.now();
-      setState("live", lastId ? "live (resumed)" : "live");
+      setState("live", received ? "live (resumed)" : "live");
     };
     socket.onmessage = (ev) => {
       attempt = 0;  // a working connection: the next retry may be quick again
@@ -337,13 +342,17 @@
   }
 
   // ---- workers (/api/status) ---------------------------------------------
-  async function pollStatus() {
+  async function fetchStatus() {
     const url = new URL("api/status", location.href);
     if (TOKEN) url.searchParams.set("token", TOKEN);
+    const resp = await fetch(url, { cache: "no-store" });
+    if (!resp.ok) throw new Error("HTTP " + resp.status);
+    return resp.json();
+  }
+
+  async function pollStatus() {
     try {
-      const resp = await fetch(url, { cache: "no-store" });
-      if (!resp.ok) throw new Error("HTTP " + resp.status);
-      renderStatus(await resp.json());
+      renderStatus(await fetchStatus());
     } catch (e) {
       ui.statusInfo.textContent = "(status unavailable: " + e.message + ")";
       document.body.dataset.status = "down";
@@ -385,8 +394,27 @@
   }
 
   // ---- start -------------------------------------------------------------
+  // A first visit has no last id. Start from the newest entry the server
+  // has delivered (/api/status last_id), not from "live only": then even a
+  // web restart before the first line arrives loses nothing.
+  async function start() {
+    if (!lastId) {
+      try {
+        const st = await fetchStatus();
+        if (typeof st.last_id === "string" && /^\d+-\d+$/.test(st.last_id)) {
+          lastId = st.last_id;
+        } else if (st.ready && st.last_id === null) {
+          lastId = "0-0";  // the history was empty: everything in it is new
+        }
+        if (lastId) lastKey = idKey(lastId);
+      } catch (e) { /* web not reachable yet: start live, reconnects resume */ }
+    }
+    updateInfo();
+    connect();
+  }
+
   updateInfo();
-  connect();
+  start();
   pollStatus();
   setInterval(pollStatus, 1000);
   setInterval(drawRates, 1000);

@@ -147,12 +147,13 @@ def test_max_connections_rejects_with_one_line(redis_url: str,
     client = redis.Redis.from_url(redis_url)
     _, port = start_worker(redis_url, "--max-connections", "1")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as first:
-        wait_for_counter(client, port, "connections", 1)
+        first.sendall(b"first\n")
+        assert wait_for_lines(client, 1) == ["first"]  # accepted and counted
         with socket.create_connection(("127.0.0.1", port), timeout=10) as second:
             assert second.recv(100) == b"-ERR too many connections\n"
             assert second.recv(100) == b""
         first.sendall(b"first still works\n")
-        assert wait_for_lines(client, 1) == ["first still works"]
+        assert wait_for_lines(client, 2) == ["first", "first still works"]
     wait_for_counter(client, port, "rejected", 1)
 
 

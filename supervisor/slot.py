@@ -27,7 +27,6 @@ log = logging.getLogger("supervisor")
 
 BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 10.0
-KILL_UNREADY_BUDGET = 1.0  # a child that failed its start gets this long after SIGTERM
 
 
 class SlotState(enum.StrEnum):
@@ -127,7 +126,7 @@ class Slot:
 
     async def _start_one(self) -> Child | None:
         """Spawn one process and wait until it is ready; None on failure (counted)."""
-        reason = ""
+        reason, timed_out = "", False
         try:
             child = await Child.spawn(self.name, self.spec.kind, self.spec.argv, self.spec.env,
                                       self.output, self.spec.pass_fds,
@@ -150,15 +149,16 @@ class Slot:
             if child.exited.done():
                 reason = f"{child.report(child.exited.result()).reason} before it was ready"
             else:
-                reason = f"not ready within {self.start_timeout:.1f} s"
-                await child.stop(KILL_UNREADY_BUDGET)
+                reason, timed_out = f"not ready within {self.start_timeout:.1f} s", True
+                await child.stop(self.spec.stop_budget)
         self.failures += 1
         self.last_exit = reason
         log.error("%s %s (%d of %d tries)", self.name, reason, self.failures, self.max_failures)
-        never_ready = not self.first_ready.done()
-        if self.failures >= self.max_failures or (never_ready and "not ready" in reason):
-            self._give_up(f"{self.name} failed to become ready {self.failures} time(s) in a row"
+        if self.failures >= self.max_failures:
+            self._give_up(f"{self.name} failed to become ready {self.failures} times in a row"
                           f" (last: {reason})")
+        elif timed_out and not self.first_ready.done():
+            self._give_up(f"{self.name} {reason} during start-up (--start-timeout)")
         return None
 
     def _give_up(self, message: str) -> None:

@@ -11,11 +11,13 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from supervisor.control import send
@@ -100,6 +102,63 @@ def receive_json(ws: ClientConnection, count: int, timeout: float = 20) -> list[
 
     wait_until(more, timeout, interval=0, what=f"{count} lines over WebSocket")
     return got
+
+
+class Sender(threading.Thread):
+    """One short connection per line, as fast as the system accepts them."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.sent: list[str] = []
+        self.refused = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            line = f"line-{n}"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                    s.sendall(line.encode() + b"\n")
+                self.sent.append(line)
+            except ConnectionRefusedError:
+                self.refused += 1
+            n += 1
+            self.stop.wait(0.005)
+
+
+class Watcher(threading.Thread):
+    """A JSON WebSocket client that resumes with `since=` when closed."""
+
+    def __init__(self, system: System) -> None:
+        super().__init__(daemon=True)
+        self.system = system
+        self.got: list[str] = []
+        self.close_codes: list[int] = []
+        self.last_id = ""
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            query = "format=json" + (f"&since={self.last_id}" if self.last_id else "")
+            try:
+                with self.system.ws(query) as ws:
+                    self.connected.set()
+                    while not self.stop.is_set():
+                        try:
+                            frame = ws.recv(timeout=0.2)
+                        except TimeoutError:
+                            continue
+                        for message in json.loads(frame):
+                            self.got.append(message["data"])
+                            self.last_id = message["id"]
+            except ConnectionClosed as closed:
+                if closed.rcvd is not None:
+                    self.close_codes.append(closed.rcvd.code)
+            except OSError:
+                self.stop.wait(0.1)
 
 
 @contextlib.contextmanager

@@ -8,9 +8,19 @@ import os
 import re
 import signal
 import socket
+import urllib.error
+import urllib.request
 
 from tests.helpers import PYTHON, Proc, free_port, port_open, wait_until
-from tests.system.supervised import pid_alive, receive_json, send_lines, supervised
+from tests.system.supervised import Sender, pid_alive, receive_json, send_lines, supervised
+
+
+def readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def test_killed_children_are_restarted_and_the_port_keeps_its_backlog() -> None:
@@ -18,12 +28,24 @@ def test_killed_children_are_restarted_and_the_port_keeps_its_backlog() -> None:
         port = system.tcp_ports[0]
         with system.ws() as ws:
             old = system.pid_of(f"tcp.{port}.1")
-            os.kill(old, signal.SIGKILL)
-            # Opened while the worker is down or restarting: waits in the backlog.
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall(b"while-down-1\nwhile-down-2\n")
-            got = receive_json(ws, 2)
-            assert [m["data"] for m in got] == ["while-down-1", "while-down-2"]
+            sender = Sender(port)  # a new connection every few ms, throughout
+            sender.start()
+            try:
+                wait_until(lambda: len(sender.sent) > 5, 20, what="connections before kill")
+                os.kill(old, signal.SIGKILL)
+                # Opened while the worker is down or restarting: waits in the backlog.
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"while-down-1\nwhile-down-2\n")
+                wait_until(lambda: system.child(f"tcp.{port}.1")["state"] == "ready", 20,
+                           what="tcp worker back")
+                count = len(sender.sent)
+                wait_until(lambda: len(sender.sent) > count + 5, 20, what="connections after")
+            finally:
+                sender.stop.set()
+                sender.join(timeout=20)
+            assert sender.refused == 0
+            want = sorted([*sender.sent, "while-down-1", "while-down-2"])
+            assert sorted(m["data"] for m in receive_json(ws, len(want))) == want
         tcp = system.child(f"tcp.{port}.1")
         assert tcp["pid"] != old and tcp["restarts"] == 1
         assert tcp["last_exit"] == "killed by SIGKILL (out of memory?)"
@@ -52,6 +74,7 @@ def test_killed_children_are_restarted_and_the_port_keeps_its_backlog() -> None:
                 except TimeoutError:
                     return False
             wait_until(delivered, 30, interval=0.2, what="lines after redis restart")
+        wait_until(lambda: readyz(system.http_port) == 200, 20, what="/readyz 200 again")
         assert system.child("web.1")["restarts"] == 1  # workers were not restarted
         assert system.child(f"tcp.{port}.1")["restarts"] == 1
         system.proc.signal(signal.SIGTERM)
@@ -64,7 +87,7 @@ def test_crash_loop_gives_up_after_k_and_names_the_child() -> None:
         out = system.proc.output()
         name = f"tcp.{system.tcp_ports[0]}.1"
         assert rc == 1
-        assert f"{name} failed to become ready 5 time(s) in a row" in out
+        assert f"{name} failed to become ready 5 times in a row" in out
         assert re.search(rf"exit 1: {re.escape(name)} failed", out)
         tries = re.findall(rf"{re.escape(name)} exited 2: bad configuration before it was "
                            r"ready \((\d) of 5", out)

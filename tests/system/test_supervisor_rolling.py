@@ -4,72 +4,10 @@ resumes with `since=` after its 1012 close misses nothing."""
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
-import threading
-
-from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import wait_until
-from tests.system.supervised import System, supervised
-
-
-class Sender(threading.Thread):
-    """One short connection per line, as fast as the system accepts them."""
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.port = port
-        self.sent: list[str] = []
-        self.refused = 0
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        n = 0
-        while not self.stop.is_set():
-            line = f"line-{n}"
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-                    s.sendall(line.encode() + b"\n")
-                self.sent.append(line)
-            except ConnectionRefusedError:
-                self.refused += 1
-            n += 1
-            self.stop.wait(0.005)
-
-
-class Watcher(threading.Thread):
-    """A JSON WebSocket client that resumes with `since=` when closed."""
-
-    def __init__(self, system: System) -> None:
-        super().__init__(daemon=True)
-        self.system = system
-        self.got: list[str] = []
-        self.close_codes: list[int] = []
-        self.last_id = ""
-        self.stop = threading.Event()
-        self.connected = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            query = "format=json" + (f"&since={self.last_id}" if self.last_id else "")
-            try:
-                with self.system.ws(query) as ws:
-                    self.connected.set()
-                    while not self.stop.is_set():
-                        try:
-                            frame = ws.recv(timeout=0.2)
-                        except TimeoutError:
-                            continue
-                        for message in json.loads(frame):
-                            self.got.append(message["data"])
-                            self.last_id = message["id"]
-            except ConnectionClosed as closed:
-                if closed.rcvd is not None:
-                    self.close_codes.append(closed.rcvd.code)
-            except OSError:
-                self.stop.wait(0.1)
+from tests.system.supervised import Sender, Watcher, supervised
 
 
 def test_sighup_replaces_every_worker_without_refusing_or_losing() -> None:

@@ -1,0 +1,295 @@
+"""`python -m benchmarks.chaos` (`make chaos`): the evidence behind
+"nothing acknowledged is lost".
+
+It starts `python -m supervisor --ack` on free ports with a private control
+socket, runs ack-tracking TCP senders and resuming WebSocket watchers
+(benchmarks.chaos_load) for `--duration` seconds while two chaos loops each
+`kill -9` a random ready process of their kind (one loop for tcp workers, one
+for web processes, each every 2-5 s; with `--kill-redis` a third one kills
+the embedded redis every 6-12 s). Then it stops the load, waits until every
+sender has all its lines acked and every watcher has every acked line, stops
+the supervisor gracefully and prints the counts.
+
+Exit status: 0 when no watcher lost an acked line, every duplicate is one of
+the counted resends and every sender's lines came in order; 1 otherwise;
+2 when the system could not be started or the run did not settle."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.chaos_load import Sender, Verdict, Watcher, verify
+from benchmarks.measure import free_port
+from supervisor.control import ControlUnavailable, send
+
+log = logging.getLogger("chaos")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    duration: float = 60.0
+    seed: int | None = None
+    redis_durable: bool = False
+    kill_redis: bool = False
+    senders: int = 4
+    watchers: int = 4
+    rate: float = 250.0                      # lines/s per sender
+    kill_every: tuple[float, float] = (2.0, 5.0)
+    redis_kill_every: tuple[float, float] = (6.0, 12.0)
+    tcp_ports: int = 2
+    tcp_workers: int = 2
+    web_workers: int = 2
+    settle_timeout: float = 120.0
+    json_out: str | None = None
+
+
+@dataclass
+class Kill:
+    at: float
+    name: str
+    pid: int
+
+
+@dataclass
+class Run:
+    """A running supervisor of ours: ports, control socket, its log file."""
+
+    proc: subprocess.Popen[bytes]
+    http_port: int
+    tcp_ports: list[int]
+    control: str
+    log_path: Path
+    kills: list[Kill] = field(default_factory=list)
+
+    def children(self) -> list[dict[str, Any]]:
+        try:
+            reply = send(self.control, ["status"], timeout=5)
+        except (ControlUnavailable, OSError) as exc:
+            log.warning("status: %s", exc)
+            return []
+        return list(reply.get("children", [])) if reply.get("ok") else []
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_system(cfg: ChaosConfig, workdir: Path) -> Run:
+    http = free_port()
+    ports = [free_port() for _ in range(cfg.tcp_ports)]
+    control = str(workdir / "control.sock")
+    argv = [sys.executable, "-m", "supervisor", "--ack", "--http-port", str(http),
+            "--tcp-port", ",".join(map(str, ports)), "--control-socket", control,
+            "--tcp-workers", str(cfg.tcp_workers), "--web-workers", str(cfg.web_workers),
+            "--stop-timeout", "10"]
+    if cfg.redis_durable:
+        argv += ["--redis-durable", "--redis-dir", str(workdir / "redis")]
+    log_path = workdir / "supervisor.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": ""}
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    run = Run(proc, http, ports, control, log_path)
+    deadline = time.monotonic() + 60
+    while "tcpws ready" not in run.log_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_system(run, 5)
+            raise RuntimeError("the supervisor did not become ready:\n" + run.log_text()[-3000:])
+        time.sleep(0.2)
+    return run
+
+
+def stop_system(run: Run, timeout: float) -> int:
+    """SIGTERM and wait (the graceful stop under test), then SIGKILL the group."""
+    if run.proc.poll() is None:
+        run.proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run.proc.wait(timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(run.proc.pid, signal.SIGKILL)
+    return run.proc.wait(5)
+
+
+async def chaos_loop(run: Run, prefixes: tuple[str, ...], every: tuple[float, float],
+                     rng: random.Random) -> None:
+    """Every `every` seconds (uniform), kill -9 one random *ready* child whose
+    name starts with one of `prefixes`. Runs until cancelled."""
+    while True:
+        await asyncio.sleep(rng.uniform(*every))
+        while True:
+            ready = [c for c in await asyncio.to_thread(run.children)
+                     if c["name"].startswith(prefixes) and c["state"] == "ready" and c["pid"]]
+            if ready:
+                break
+            await asyncio.sleep(0.2)
+        victim = rng.choice(ready)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim["pid"], signal.SIGKILL)
+            run.kills.append(Kill(time.monotonic(), victim["name"], victim["pid"]))
+            log.info("kill -9 %s (pid %d)", victim["name"], victim["pid"])
+
+
+async def holds_within(cond: Callable[[], bool], seconds: float) -> bool:
+    """Poll `cond` until it holds (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.5)
+    return True
+
+
+async def run_load(cfg: ChaosConfig, run: Run) -> dict[str, Any]:
+    rng = random.Random(cfg.seed)
+    stop_load = asyncio.Event()
+    senders = [Sender(k, "127.0.0.1", run.tcp_ports[k % len(run.tcp_ports)], cfg.rate)
+               for k in range(cfg.senders)]
+    watchers = [Watcher(i, f"ws://127.0.0.1:{run.http_port}/ws?format=json")
+                for i in range(cfg.watchers)]
+    watching = [asyncio.create_task(w.run()) for w in watchers]
+    sending = [asyncio.create_task(s.run(stop_load)) for s in senders]
+    loops = [asyncio.create_task(chaos_loop(run, ("tcp.",), cfg.kill_every,
+                                            random.Random(rng.random()))),
+             asyncio.create_task(chaos_loop(run, ("web.",), cfg.kill_every,
+                                            random.Random(rng.random())))]
+    if cfg.kill_redis:
+        loops.append(asyncio.create_task(chaos_loop(run, ("redis",), cfg.redis_kill_every,
+                                                    random.Random(rng.random()))))
+    t0 = time.monotonic()
+    await asyncio.sleep(cfg.duration)
+    for task in loops:
+        task.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+    stop_load.set()
+    log.info("load stopped after %.0f s; %d kills; waiting for acks and deliveries",
+             time.monotonic() - t0, len(run.kills))
+    t_stop = time.monotonic()
+    _done, pending = await asyncio.wait(sending, timeout=cfg.settle_timeout)
+    settled = not pending
+    for task in pending:
+        task.cancel()
+    for task in sending:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    remaining = max(5.0, cfg.settle_timeout - (time.monotonic() - t_stop))
+    delivered = await holds_within(lambda: all(verify(senders, w).lost == 0 for w in watchers),
+                               remaining)
+    settle_s = time.monotonic() - t_stop
+    for task in watching:
+        task.cancel()
+    await asyncio.gather(*watching, *pending, return_exceptions=True)
+    verdicts = [verify(senders, w) for w in watchers]
+    return report(cfg, run, senders, watchers, verdicts, settled and delivered, settle_s)
+
+
+def report(cfg: ChaosConfig, run: Run, senders: list[Sender], watchers: list[Watcher],
+           verdicts: list[Verdict], settled: bool, settle_s: float) -> dict[str, Any]:
+    kinds: dict[str, int] = {}
+    for k in run.kills:
+        kind = k.name.split(".")[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return {
+        "duration_s": cfg.duration, "seed": cfg.seed, "redis_durable": cfg.redis_durable,
+        "kill_redis": cfg.kill_redis, "kills": len(run.kills), "kills_by_kind": kinds,
+        "senders": len(senders), "watchers": len(watchers),
+        "lines_sent": sum(s.next_seq for s in senders),
+        "lines_written": sum(s.written for s in senders),
+        "lines_resent": sum(sum(s.resent.values()) for s in senders),
+        "acked": sum(s.acked for s in senders),
+        "sender_connections": sum(s.connections for s in senders),
+        "settled": settled, "settle_s": round(settle_s, 1),
+        "clients": [{**asdict(v), "received": w.count(), "connections": w.connections,
+                     "foreign": w.foreign, "closes": dict(w.closes)}
+                    for w, v in zip(watchers, verdicts, strict=True)],
+        "lost": sum(v.lost for v in verdicts),
+        "duplicates": sum(v.duplicates for v in verdicts),
+        "duplicates_explained": sum(v.explained for v in verdicts),
+        "duplicates_unexplained": sum(v.unexplained for v in verdicts),
+        "out_of_order": sum(v.out_of_order for v in verdicts),
+    }
+
+
+def print_report(result: dict[str, Any]) -> None:
+    r = result
+    print(f"chaos: {r['duration_s']:.0f} s, seed {r['seed']}, durable={r['redis_durable']}, "
+          f"kill_redis={r['kill_redis']}")
+    print(f"  kills: {r['kills']} {r['kills_by_kind']}")
+    print(f"  lines sent: {r['lines_sent']} (written {r['lines_written']}, "
+          f"resent {r['lines_resent']}, sender connections {r['sender_connections']})")
+    print(f"  acked: {r['acked']}; settled: {r['settled']} in {r['settle_s']} s")
+    for i, c in enumerate(r["clients"]):
+        print(f"  client {i}: delivered {c['delivered']} (received {c['received']}, "
+              f"connections {c['connections']}), lost {c['lost']}, duplicates "
+              f"{c['duplicates']} ({c['explained']} explained, {c['unexplained']} "
+              f"unexplained), out of order {c['out_of_order']}")
+    print(f"  lost: {r['lost']}; duplicates: {r['duplicates']} ({r['duplicates_explained']} "
+          f"explained, {r['duplicates_unexplained']} unexplained); "
+          f"out of order: {r['out_of_order']}")
+    print(f"  supervisor exit code after SIGTERM: {r.get('supervisor_rc')}")
+
+
+def parse_args(argv: Sequence[str]) -> ChaosConfig:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load and kills")
+    p.add_argument("--seed", type=int, default=None, help="seed of the chaos loops")
+    p.add_argument("--redis-durable", action="store_true", help="embedded Redis with AOF")
+    p.add_argument("--kill-redis", action="store_true", help="also kill -9 the redis")
+    p.add_argument("--senders", type=int, default=4)
+    p.add_argument("--watchers", type=int, default=4, help="WebSocket clients")
+    p.add_argument("--rate", type=float, default=250.0, help="lines/s per sender")
+    p.add_argument("--kill-every", default="2-5", help="MIN-MAX seconds between kills")
+    p.add_argument("--settle-timeout", type=float, default=120.0)
+    p.add_argument("--json", dest="json_out", default=None, help="also write the counts here")
+    ns = p.parse_args(list(argv))
+    lo, _, hi = ns.kill_every.partition("-")
+    return ChaosConfig(duration=ns.duration, seed=ns.seed, redis_durable=ns.redis_durable,
+                       kill_redis=ns.kill_redis, senders=ns.senders, watchers=ns.watchers,
+                       rate=ns.rate, kill_every=(float(lo), float(hi or lo)),
+                       settle_timeout=ns.settle_timeout, json_out=ns.json_out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos | %(message)s",
+                        datefmt="%H:%M:%S")
+    with tempfile.TemporaryDirectory(prefix="tcpws-chaos-") as tmp:
+        try:
+            run = start_system(cfg, Path(tmp))
+        except RuntimeError as exc:
+            print(f"chaos: {exc}", file=sys.stderr)
+            return 2
+        try:
+            result = asyncio.run(run_load(cfg, run))
+        finally:
+            rc = stop_system(run, 20)
+        result["supervisor_rc"] = rc
+        if rc != 0:
+            print(run.log_text()[-4000:], file=sys.stderr)
+    print_report(result)
+    print("RESULT " + json.dumps(result))
+    if cfg.json_out:
+        Path(cfg.json_out).write_text(json.dumps(result, indent=2))
+    ok = not (result["lost"] or result["duplicates_unexplained"] or result["out_of_order"])
+    if not result["settled"]:
+        return 2 if ok else 1
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -36,8 +36,9 @@ def finish(proc: Proc) -> None:
         proc.popen.stdout.close()
 
 
-@pytest.fixture
-def page() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module (launching costs seconds)."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         reason = (f"NO BROWSER: {CHROMIUM} is missing, so the live page is NOT tested "
                   "(install Debian's chromium: `make browser` as root)")
@@ -45,18 +46,26 @@ def page() -> Iterator[Any]:
             pytest.fail(reason + "; $CI is set, so this is a failure, not a skip")
         pytest.skip(reason)
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu"])
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=["--no-sandbox", "--disable-gpu"])
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 820})
-            pg = context.new_page()
-            errors: list[str] = []
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield pg
-            assert not errors, f"JavaScript errors on the page: {errors}"
-            context.close()
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh tab (own sessionStorage) that must see no JavaScript error."""
+    context = browser.new_context(viewport={"width": 1400, "height": 820})
+    try:
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield pg
+        assert not errors, f"JavaScript errors on the page: {errors}"
+    finally:
+        context.close()
 
 
 class System:
@@ -68,19 +77,23 @@ class System:
         self.tcp_ports = [free_port(), free_port()]
         self.procs: list[Proc] = []
         self.web: Proc | None = None
-        for port in self.tcp_ports:
-            proc = self.spawn(python_module("tcp_worker", "--port", str(port)), f"tcp.{port}")
+        # All at once (each waits for Redis by itself), then wait for each.
+        workers = [self.spawn(python_module("tcp_worker", "--port", str(port)), f"tcp.{port}")
+                   for port in self.tcp_ports]
+        self.start_web(wait=False)
+        for proc in [*workers, self.web]:
+            assert proc is not None
             proc.wait_for_output(r"\bready\b")
-        self.start_web()
 
     def spawn(self, argv: list[str], name: str) -> Proc:
         proc = Proc(argv, env={"REDIS_URL": self.redis_url}, name=name)
         self.procs.append(proc)
         return proc
 
-    def start_web(self) -> None:
+    def start_web(self, wait: bool = True) -> None:
         self.web = self.spawn(python_module("web", "--port", str(self.web_port)), "web")
-        self.web.wait_for_output(r"\bready\b")
+        if wait:
+            self.web.wait_for_output(r"\bready\b")
 
     @property
     def url(self) -> str:

@@ -7,8 +7,13 @@ Helpers here are reused by test_web_resilience.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import select
+import signal
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -20,10 +25,11 @@ import redis
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as sync_connect
 
 from tcpws.heartbeat import write_heartbeat
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
-from tests.helpers import Proc, free_port, python_module, wait_until
+from tests.helpers import ROOT, Proc, free_port, python_module, wait_until
 
 StartWeb = Callable[..., "Web"]
 
@@ -269,3 +275,50 @@ async def test_unreachable_redis_retries_without_traceback(start_web: StartWeb) 
     web.proc.signal(15)
     assert await asyncio.to_thread(web.proc.wait, 10) == 0
     assert "Traceback" not in web.proc.output()
+
+
+def test_two_processes_on_an_inherited_socket_notify_ready(redis_url: str) -> None:
+    """The supervisor protocol: TCPWS_LISTEN_FD (one socket shared by two
+    web processes), TCPWS_NOTIFY_FD (READY once the subscription is live)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    procs: list[subprocess.Popen[bytes]] = []
+    pipes = []
+    try:
+        for i in (1, 2):
+            read_end, write_end = os.pipe()
+            env = dict(os.environ, TCPWS_LISTEN_FD=str(listener.fileno()), TCPWS_NAME=f"web.{i}",
+                       TCPWS_NOTIFY_FD=str(write_end), TCPWS_PARENT_PID=str(os.getpid()),
+                       REDIS_URL=redis_url)
+            procs.append(subprocess.Popen(
+                python_module("web", "--port", str(port)), env=env, cwd=ROOT,
+                pass_fds=(listener.fileno(), write_end), start_new_session=True,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            os.close(write_end)
+            pipes.append(os.fdopen(read_end, "rb"))
+        for pipe in pipes:
+            with pipe:
+                assert select.select([pipe], [], [], 30)[0], "no readiness in 30 s"
+                assert pipe.readline().strip() == b"READY"  # EOF instead if it died
+        with contextlib.ExitStack() as stack:
+            clients = [stack.enter_context(sync_connect(f"ws://127.0.0.1:{port}/ws",
+                                                        open_timeout=10))
+                       for _ in range(6)]
+            r = redis.Redis.from_url(redis_url)
+            r.eval(PUBLISH_SCRIPT, 1, STREAM_KEY,
+                   *publish_args(100, [(8001, "peer:1", time.time(), "to all\nof them")]))
+            r.close()
+            for ws in clients:
+                assert ws.recv(timeout=10) == "to all\nof them"
+
+        def both_webs_seen() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=5) as resp:
+                names = {w["name"].split("/")[-1] for w in json.loads(resp.read())["workers"]}
+            return {"web.1", "web.2"} <= names
+        wait_until(both_webs_seen, 10, 0.2, "both heartbeats")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(10) for proc in procs]
+        listener.close()
+    assert codes == [0, 0]

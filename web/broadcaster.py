@@ -91,7 +91,7 @@ class Broadcaster:
                 delay = backoff.next_delay()
                 what = "subscription lost" if was_ready else "unreachable"
                 log.warning("redis %s at %s: %s; retrying in %.1fs",
-                            what, where, exc or type(exc).__name__, delay)
+                            what, where, str(exc) or type(exc).__name__, delay)
                 await asyncio.sleep(delay)
 
     async def _session(self) -> None:
@@ -225,7 +225,7 @@ class Broadcaster:
                     await self._advanced.wait()
         except (TimeoutError, RedisError, OSError) as exc:
             log.warning("could not catch up with the stream before draining: %s",
-                        exc or "time-out")
+                        str(exc) or "time-out")
             return False
         return True
 

@@ -29,6 +29,7 @@ from web.metrics import WebMetrics, WebStats, number
 log = logging.getLogger(__name__)
 
 REDIS_READ_TIMEOUT = 1.0  # /metrics and /api/status answer even if Redis hangs
+HEARTBEAT_REMOVE_TIMEOUT = 0.3  # on the way out, past the drain budget
 
 
 class Hub:
@@ -88,7 +89,7 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._commands is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
-                async with asyncio.timeout(REDIS_READ_TIMEOUT):
+                async with asyncio.timeout(HEARTBEAT_REMOVE_TIMEOUT):
                     await remove_heartbeat(self._commands, self.config.heartbeat_name)
             with contextlib.suppress(RedisError, OSError):
                 await self._commands.aclose()

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -72,8 +73,12 @@ class ControlUnavailable(RuntimeError):
 
 def check_free(path: str) -> None:
     """Fail fast when another supervisor serves `path`; remove a stale one."""
-    if not os.path.exists(path):
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(f"--control-socket: {path} exists and is not a socket")
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(1.0)
         try:

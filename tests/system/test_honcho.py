@@ -7,6 +7,7 @@ tests never collide with a developer's `honcho start` or with each other."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -99,6 +100,29 @@ class HonchoRun:
         m = self.proc.wait_for_output(r"redis-server pid (\d+)", 5)
         return int(m.group(1))
 
+    def ours(self, pid: int) -> bool:
+        """Guard against pid reuse: the process belongs to this run (its
+        environment names our Redis, or it is the redis-server on our port)."""
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return (f"REDIS_URL=redis://127.0.0.1:{self.redis_port}/0".encode() in environ
+                or (b"redis-server" in cmdline and str(self.redis_port).encode() in cmdline))
+
+    def kill_leftovers(self) -> None:
+        """Teardown after a failure: honcho's children run in their own
+        sessions, so stopping honcho's group does not reach them."""
+        found = re.search(r"redis-server pid (\d+)", self.proc.output())
+        pids = [*self.pids().values(), *([int(found.group(1))] if found else [])]
+        for pid in pids:
+            if alive(pid) and self.ours(pid):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
 
 @pytest.fixture
 def honcho_factory(tmp_path: Path) -> Iterator[list[HonchoRun]]:
@@ -106,6 +130,7 @@ def honcho_factory(tmp_path: Path) -> Iterator[list[HonchoRun]]:
     yield runs
     for run in runs:
         finish(run.proc)
+        run.kill_leftovers()
 
 
 def start_honcho(runs: list[HonchoRun], tmp_path: Path, tcp_workers: int = 3) -> HonchoRun:

@@ -43,19 +43,22 @@ class StreamParams:
 
 
 def parse_params(query: QueryParams) -> StreamParams:
-    """Validate `/ws` query parameters; ValueError says what is wrong."""
-    fmt = query.get("format", "raw")
+    """Validate `/ws` query parameters; ValueError says what is wrong.
+    An empty `port=` or `since=` means "not given" (what a page sends before
+    it has an id)."""
+    fmt = query.get("format", "raw").lower()
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: use raw or json")
+        raise ValueError(f"unknown format {fmt[:20]!r}: use raw or json")
     port = None
-    if "port" in query:
-        text = query["port"]
-        if not text.isdigit() or not 0 < int(text) < 65536:
+    text = query.get("port", "")
+    if text:
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
             raise ValueError(f"port must be an integer 1-65535, got {text[:20]!r}")
         port = int(text)
     since = None
-    if "since" in query:
-        since = parse_since(query["since"][:64])
+    text = query.get("since", "")
+    if text:
+        since = parse_since(text[:64])
     return StreamParams(fmt, port, since)
 
 

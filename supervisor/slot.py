@@ -117,7 +117,10 @@ class Slot:
         return await asyncio.shield(self._replace)
 
     async def _until(self, *waits: Awaitable[Any], limit: float | None = None) -> None:
-        """Wait for the first of `waits`, a wake-up, or the time-out."""
+        """Wait for the first of `waits`, a wake-up, or the time-out. A stop
+        requested before we got here is not lost with the cleared wake-up."""
+        if self._stop is not None:
+            return
         self._wake.clear()
         wake = asyncio.ensure_future(self._wake.wait())
         futures = {asyncio.ensure_future(w) for w in waits} | {wake}
@@ -202,11 +205,11 @@ class Slot:
             self.first_ready.set_result(True)
         log.info("%s ready (pid %d)", self.name, child.pid)
         while self._stop is None:
+            if self._replace is not None and not self._replace.done():
+                await self._swap(self._replace)
             await self._until(self.current.exited)
             if self.current.exited.done():
                 return
-            if self._replace is not None and not self._replace.done():
-                await self._swap(self._replace)
 
     async def _swap(self, done: asyncio.Future[bool]) -> None:
         old = self.current

@@ -102,6 +102,8 @@ class Supervisor:
                 await self.serve()
             elif self.failure is None and not self.stop_requested.is_set():
                 self.failure = "start-up failed"
+            elif self.failure is None:
+                log.info("stop requested during start-up: graceful shutdown")
         finally:
             await self.shutdown()
             for sig in HANDLED_SIGNALS:

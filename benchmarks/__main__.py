@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     limit = raise_nofile(20_000)
     progress(f"profile {profile}; open-files limit {limit}; results in {out}")
     sizes = PROFILES[profile]
+    load_before = os.getloadavg()
     try:
         results = run(sizes, progress, args.web_args)
     except KeyboardInterrupt:
@@ -168,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"] = {"profile": profile, "sizes": asdict(sizes), "line_bytes":
                        scenarios.LINE_BYTES + 1, "senders": scenarios.SENDERS,
                        "seconds": time.monotonic() - progress.start,
+                       "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                       "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     (out / "results.json").write_text(json.dumps(results, indent=1))
     summary = report.markdown(results)

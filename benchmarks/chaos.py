@@ -243,6 +243,15 @@ def print_report(result: dict[str, Any]) -> None:
     print(f"  supervisor exit code after SIGTERM: {r.get('supervisor_rc')}")
 
 
+def _range(text: str) -> tuple[float, float]:
+    """`2-5` -> (2.0, 5.0); `3` -> (3.0, 3.0)."""
+    lo, _, hi = text.partition("-")
+    try:
+        return float(lo), float(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected MIN-MAX seconds, not {text!r}") from None
+
+
 def parse_args(argv: Sequence[str]) -> ChaosConfig:
     p = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -253,14 +262,17 @@ def parse_args(argv: Sequence[str]) -> ChaosConfig:
     p.add_argument("--senders", type=int, default=4)
     p.add_argument("--watchers", type=int, default=4, help="WebSocket clients")
     p.add_argument("--rate", type=float, default=250.0, help="lines/s per sender")
-    p.add_argument("--kill-every", default="2-5", help="MIN-MAX seconds between kills")
+    p.add_argument("--kill-every", type=_range, default=(2.0, 5.0),
+                   help="MIN-MAX seconds between kills, per loop (tcp, web)")
+    p.add_argument("--redis-kill-every", type=_range, default=(6.0, 12.0),
+                   help="MIN-MAX seconds between redis kills (--kill-redis)")
     p.add_argument("--settle-timeout", type=float, default=120.0)
     p.add_argument("--json", dest="json_out", default=None, help="also write the counts here")
     ns = p.parse_args(list(argv))
-    lo, _, hi = ns.kill_every.partition("-")
     return ChaosConfig(duration=ns.duration, seed=ns.seed, redis_durable=ns.redis_durable,
                        kill_redis=ns.kill_redis, senders=ns.senders, watchers=ns.watchers,
-                       rate=ns.rate, kill_every=(float(lo), float(hi or lo)),
+                       rate=ns.rate, kill_every=ns.kill_every,
+                       redis_kill_every=ns.redis_kill_every,
                        settle_timeout=ns.settle_timeout, json_out=ns.json_out)
 
 

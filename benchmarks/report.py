@@ -138,12 +138,19 @@ def cpu_table(results: Results) -> list[str]:
     return lines
 
 
+def _load(values: Any) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if isinstance(values, list) else "?"
+
+
 def markdown(results: Results) -> str:
     meta = results.get("meta", {})
     out = [f"# Benchmark: ours vs the original design ({meta.get('profile', '?')} run, "
            f"{meta.get('when', '')})", "",
            f"Lines of {meta.get('line_bytes', '?')} bytes, {meta.get('senders', '?')} TCP "
-           "senders; ratio = ours / original.", "",
+           f"senders; ratio = ours / original. {meta.get('cpus', '?')} CPUs; load average "
+           f"{_load(meta.get('loadavg_before'))} before the run, "
+           f"{_load(meta.get('loadavg_after'))} after (other work on the machine competes "
+           f"with both systems alike). Run took {meta.get('seconds', 0):.0f} s.", "",
            "| figure | unit | original | ours | ratio |", "|---|---|---:|---:|---|"]
     out += [f"| {r.figure} | {r.unit} | {fmt(r.original, r.unit)} | {fmt(r.ours, r.unit)} | "
             f"{_ratio(r)} |" for r in rows(results)]

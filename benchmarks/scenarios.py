@@ -185,7 +185,9 @@ def recovery(system: Ours, timeout: float = 30.0) -> dict[str, float]:
                 break
         cl.poke()
     wait_for(lambda: victim not in system.tcp_worker_pids(), 5, "old worker gone")
-    replaced = len(system.tcp_worker_pids()) >= len(system.tcp_ports)
+    wait_for(lambda: len(system.tcp_worker_pids()) >= len(system.tcp_ports) * system.tcp_workers,
+             30, "the worker to be replaced")
+    replaced = True
     return {"seconds": delivered, "replaced": float(replaced)}
 
 

@@ -6,6 +6,7 @@ to measure what that choice is worth without editing the module.
 
 * `uvloop`: install uvloop's event-loop policy (the module's `asyncio.run`
   then runs on uvloop);
+* `nohiredis`: hide hiredis, so redis-py parses replies in pure Python;
 * `orjson`: decode the live messages (`tcpws.protocol.decode_live`) with
   orjson instead of the stdlib json;
 * `ws=IMPL`, `loop=IMPL`: what uvicorn's "auto" means for its WebSocket
@@ -28,6 +29,8 @@ def apply(options: list[str]) -> None:
         if name == "uvloop":
             import uvloop
             uvloop.install()
+        elif name == "nohiredis":  # redis-py falls back to its pure-Python parser
+            sys.modules["hiredis"] = None  # type: ignore[assignment]
         elif name == "orjson":
             import orjson
 

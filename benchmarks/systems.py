@@ -176,8 +176,9 @@ class Ours(System):
 
     def __init__(self, tcp_ports: int = 3, standalone: bool = False,
                  web_args: str = "", tcp_args: str = "--max-connections 15000",
-                 web_shim: str = "", tcp_shim: str = "") -> None:
+                 web_shim: str = "", tcp_shim: str = "", tcp_workers: int = 1) -> None:
         super().__init__(tcp_ports)
+        self.tcp_workers = tcp_workers
         self.standalone = standalone or bool(web_shim or tcp_shim)
         self.shims = {"web": web_shim, "tcp_worker": tcp_shim}
         self.web_args = web_args
@@ -191,7 +192,8 @@ class Ours(System):
             argv = [sys.executable, "-m", "supervisor", "--host", "127.0.0.1",
                     "--http-port", str(self.http_port),
                     "--tcp-port", ",".join(map(str, self.tcp_ports)),
-                    "--tcp-workers", "1", "--web-workers", "1", "--stop-timeout", "10",
+                    "--tcp-workers", str(self.tcp_workers), "--web-workers", "1",
+                    "--stop-timeout", "10",
                     "--control-socket", self.control, "--log-level", "warning",
                     "--tcp-worker-args", self.tcp_args]
             if self.web_args:

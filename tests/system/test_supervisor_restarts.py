@@ -153,3 +153,13 @@ def test_a_second_sigterm_stops_at_once_still_in_order() -> None:
         assert system.proc.wait(timeout=20) == 1  # long before the 30 s stage time-out
         system.proc.wait_for_output(rf"{re.escape(name)} killed by a fast stop")
         assert system.log_index("stopping web") < system.log_index("stopping redis")
+
+
+def test_sigterm_during_start_up_stops_what_started() -> None:
+    with supervised(ready=False) as system:
+        system.proc.wait_for_output(r"web\.1 started, pid")
+        system.proc.signal(signal.SIGTERM)
+        assert system.proc.wait(timeout=20) == 0
+        out = system.proc.output()
+        assert "stop requested during start-up" in out
+        assert system.log_index("stopping web") < system.log_index("stopping redis")

@@ -88,6 +88,10 @@ class Client:
             self._queued_bytes += size
         self._wake.set()
 
+    def drop_queued(self) -> None:
+        self._queue.clear()
+        self._queued_bytes = 0
+
     def request_close(self, code: int, reason: str) -> None:
         """Ask the sender to send what is queued, then close with `code`."""
         if self.close_code is None:

@@ -58,7 +58,12 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                 await client.send_batches(Batch.split(entries))
             last = parse_stream_id(_text(rows[-1][0]))
             client.last_sent = max(client.last_sent, last)
-            if len(rows) < HISTORY_PAGE or client.overflowed or client.close_code is not None:
+            if len(rows) < HISTORY_PAGE or client.overflowed:
+                return total
+            if client.close_code is not None:
+                # Stopping mid-history: live lines queued meanwhile lie past
+                # the part not replayed, so sending them would leave a gap.
+                client.drop_queued()
                 return total
             lower = "(" + format_stream_id(last)
     finally:

@@ -66,13 +66,24 @@ def prepare(config: SupervisorConfig) -> EmbeddedRedis:
         durable_dir = str(Path(config.redis_dir).resolve())
         os.makedirs(durable_dir, mode=0o700, exist_ok=True)
     host, port = config.redis_listen or ("127.0.0.1", 0)
-    argv = redis_argv(binary, port=port, bind=host, unixsocket=sock,
-                      password=config.redis_password, durable_dir=durable_dir)
+    argv = redis_argv(binary, port=port, bind=host, unixsocket=sock, durable_dir=durable_dir)
+    if config.redis_password:
+        # In a 0600 config file, not on the command line that `ps` shows.
+        conf = Path(run_dir) / "redis.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f'requirepass "{_quote_conf(config.redis_password)}"\n')
+        argv.insert(1, str(conf))
     setpriv = shutil.which("setpriv")
     if setpriv:
         argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
     return EmbeddedRedis(run_dir=run_dir, argv=tuple(argv),
                          url=unix_url(sock, config.redis_password))
+
+
+def _quote_conf(value: str) -> str:
+    """Escape a value for a double-quoted redis.conf argument."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 async def ping(url: str) -> bool:

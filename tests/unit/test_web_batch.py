@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpws.protocol import Entry
@@ -36,6 +36,7 @@ def test_texts_filters_and_counts() -> None:
     assert after is not None and after.raw_text == "c" and b.after((2, 0)) is None
 
 
+@settings(deadline=None, max_examples=60)
 @given(st.lists(st.text(alphabet=st.characters(exclude_characters="\n")), min_size=1, max_size=6),
        st.text(max_size=12), st.integers(-1, 5))
 def test_json_items_match_json_dumps(lines: list[str], peer: str, cut: int) -> None:

@@ -23,6 +23,10 @@ class Listeners:
     http: socket.socket
     tcp: dict[int, socket.socket] = field(default_factory=dict)
 
+    def of(self, kind: str) -> list[socket.socket]:
+        """The sockets that children of `kind` ("web", "tcp") serve."""
+        return {"web": [self.http], "tcp": list(self.tcp.values())}.get(kind, [])
+
     def all(self) -> list[socket.socket]:
         return [self.http, *self.tcp.values()]
 

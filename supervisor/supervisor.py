@@ -231,6 +231,10 @@ class Supervisor:
             slots = [s for s in self.slots.values() if s.spec.kind == kind]
             if not slots:
                 continue
+            # Drop our copy of the stage's listening sockets: once its children
+            # stop accepting, new connections are refused, not queued forever.
+            for sock in self.listeners.of(kind):
+                sock.close()
             budget = self.budgets.of(kind)
             log.info("stopping %s: %s (time-out %.1f s)", kind,
                      ", ".join(s.name for s in slots), budget)

@@ -209,7 +209,7 @@ class Supervisor:
         """Replace each worker in turn: new one ready, then the old one stops."""
         for name in names:
             slot = self.slots.get(name)
-            if slot is None or self.stop_requested.is_set():
+            if slot is None or name in self.retiring or self.stop_requested.is_set():
                 continue
             log.info("rolling restart of %s", name)
             if not await slot.replace():

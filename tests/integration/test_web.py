@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as sync_connect
@@ -223,6 +224,9 @@ async def test_metrics_status_and_page(redis_url: str, start_web: StartWeb,
         doc_status, doc_body = await web.aget("/api/status")
     assert status == 200
     text = body.decode()
+    families = {f.name for f in text_string_to_metric_families(text)}
+    assert {"tcpws_web_clients", "tcpws_web_frames_sent", "tcpws_web_client_drops",
+            "tcpws_worker_lines", "tcpws_worker_heartbeat_age_seconds"} <= families
     for name in ("tcpws_web_clients 1.0", "tcpws_web_frames_sent_total 1.0",
                  "tcpws_web_lines_sent_total 2.0", "tcpws_web_redis_reconnects_total",
                  "tcpws_web_resumes_total", "tcpws_web_lag_seconds",

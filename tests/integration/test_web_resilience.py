@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import socket
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -102,6 +103,10 @@ async def test_a_client_that_never_reads_is_closed_and_others_get_everything(
     assert (stalled.close_code, stalled.close_reason) == (1008, "too slow")
     _, body = await web.aget("/metrics")
     assert 'tcpws_web_client_drops_total{reason="slow"} 1.0' in body.decode()
+    status = Path(f"/proc/{web.proc.pid}/status").read_text()  # noqa: ASYNC240
+    peak_kib = next(int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmHWM"))
+    assert peak_kib < 200 * 1024, f"peak RSS {peak_kib} KiB for a 256 KiB queue bound"
 
 
 async def test_gap_after_a_killed_subscription_is_filled_in_order(

@@ -52,6 +52,9 @@ def background_job() -> bool:
 
 
 class Supervisor:
+    """Owns the slots of one system and the order in which they start and
+    stop; the exit code says whether every child stopped cleanly."""
+
     def __init__(self, config: SupervisorConfig, listeners: Listeners,
                  redis: EmbeddedRedis | None) -> None:
         self.config = config

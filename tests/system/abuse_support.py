@@ -11,8 +11,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
@@ -73,6 +74,42 @@ class Watch:
             s.sendall(line.encode() + b"\n")
             assert ack_total(s, 1) == 1
         self.wait_for([line])
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of `pid` in KiB, from /proc (0 once it is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    """Samples the RSS of named processes four times a second in a thread
+    and keeps each one's peak, so a short spike during an attack counts."""
+
+    def __init__(self, pids: Mapping[str, int]) -> None:
+        self.pids = dict(pids)
+        self.peak = dict.fromkeys(self.pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], rss_kib(pid))
 
 
 def ack_total(sock: socket.socket, expected: int, timeout: float = 20) -> int:

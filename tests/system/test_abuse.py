@@ -17,7 +17,6 @@ import socket
 import struct
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect as aconnect
@@ -25,21 +24,20 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.helpers import wait_until
-from tests.system.abuse_support import Watch, ack_total, raw_ws_handshake, read_close_code
+from tests.system.abuse_support import (
+    RssSampler,
+    Watch,
+    ack_total,
+    raw_ws_handshake,
+    read_close_code,
+    rss_kib,
+)
 from tests.system.supervised import System, supervised
 
 log = logging.getLogger(__name__)
 
 RSS_BOUND_KIB = 400 * 1024  # generous: a web process idles near 60 MiB
-PEAK_RSS: dict[str, int] = {}
 pytestmark = pytest.mark.timeout(60)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +46,14 @@ def system() -> Iterator[System]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     with supervised("--ack", "--web-args", "--client-queue-bytes 1048576") as s:
         yield s
-    log.warning("peak RSS under abuse (KiB): %s", PEAK_RSS)
+
+
+@pytest.fixture(scope="module")
+def rss(system: System) -> Iterator[RssSampler]:
+    pids = {"supervisor": system.proc.pid, **{c["name"]: c["pid"] for c in system.status()}}
+    with RssSampler(pids) as sampler:
+        yield sampler
+    log.warning("peak RSS under abuse (KiB): %s", sampler.peak)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +63,7 @@ def watch(system: System) -> Iterator[Watch]:
 
 
 @pytest.fixture(autouse=True)
-def stays_healthy(system: System, watch: Watch) -> Iterator[None]:
+def stays_healthy(system: System, watch: Watch, rss: RssSampler) -> Iterator[None]:
     """Around each test: same pids before and after, RSS bounded, and the
     normal client keeps receiving."""
     before = {c["name"]: c["pid"] for c in system.status()}
@@ -67,9 +72,8 @@ def stays_healthy(system: System, watch: Watch) -> Iterator[None]:
     assert {c["name"]: c["pid"] for c in after} == before, after
     assert all(c["state"] == "ready" for c in after), after
     for c in after:
-        rss = rss_kib(c["pid"])
-        PEAK_RSS[c["name"]] = max(PEAK_RSS.get(c["name"], 0), rss)
-        assert rss < RSS_BOUND_KIB, (c["name"], rss)
+        rss.peak[c["name"]] = max(rss.peak[c["name"]], rss_kib(c["pid"]))
+    assert max(rss.peak.values()) < RSS_BOUND_KIB, rss.peak
     watch.canary(system.tcp_ports[0])
 
 

@@ -128,13 +128,15 @@ def goals(results: Results) -> list[tuple[str, str, bool | None]]:
 
 
 def cpu_table(results: Results) -> list[str]:
-    lines = ["| phase | system | wall s | load generator CPU s | system CPU s |",
-             "|---|---|---:|---:|---:|"]
+    lines = ["| phase | system | wall s | load generator CPU s | system CPU s | "
+             "system CPU µs per line sent | by process, s |", "|---|---|---:|---:|---:|---:|---|"]
     for system in ("original", "ours"):
         for key, r in results.get(system, {}).items():
             if isinstance(r, dict) and "loadgen_cpu" in r:
+                parts = ", ".join(f"{k} {v:.2f}" for k, v in r.get("cpu_by_process", {}).items())
                 lines.append(f"| {key} | {system} | {r['wall']:.2f} | {r['loadgen_cpu']:.2f} | "
-                             f"{r['server_cpu']:.2f} |")
+                             f"{r['server_cpu']:.2f} | {r['server_cpu'] / r['lines'] * 1e6:.2f} | "
+                             f"{parts} |")
     return lines
 
 

@@ -110,12 +110,12 @@ def deliver(system: System, clients: int, lines: int, timeout: float,
     with loadgen(*client_args(system, clients, lines, timeout, latency=bool(rate))) as cl:
         cl.expect("READY", 120)
         prime(system, cl)
-        pids = system.server_pids()
-        cpu0 = total_cpu(pids)
+        groups = system.cpu_groups()
+        cpu0 = {kind: total_cpu(pids) for kind, pids in groups.items()}
         with loadgen(*sender_args(system, lines, timeout, rate)) as snd:
             sent = snd.result(timeout + 10)
         got = cl.result(timeout + 15)
-        server_cpu = total_cpu(pids) - cpu0
+        cpu = {kind: total_cpu(pids) - cpu0[kind] for kind, pids in groups.items()}
     t0 = sent["t0"]
     rates = [w / (t - t0) if t > t0 else 0.0 for w, t in zip(got["whole"], got["t_last"],
                                                               strict=True)]
@@ -125,7 +125,8 @@ def deliver(system: System, clients: int, lines: int, timeout: float,
         "clients": clients, "lines": lines, "rate": rate,
         "per_client": sum(rates) / len(rates), "total": whole / wall if wall > 0 else 0.0,
         "lost": lines * clients - whole - broken, "broken": broken,
-        "frames": got["frames"], "wall": wall, "server_cpu": server_cpu,
+        "frames": got["frames"], "wall": wall,
+        "server_cpu": sum(cpu.values()), "cpu_by_process": cpu,
         "loadgen_cpu": sent["cpu"] + got["cpu"], "latency": got["latencies"],
         "close_codes": got["close_codes"],
     }

@@ -133,6 +133,10 @@ class System:
     def tcp_worker_pids(self) -> list[int]:
         return []
 
+    def cpu_groups(self) -> dict[str, list[int]]:
+        """Processes whose CPU time is reported, by kind."""
+        return {"server": self.server_pids()}
+
     def _wait_ready(self, timeout: float, ready_url: str | None) -> None:
         def ready() -> bool:
             if not all(s.alive() for s in self.services):
@@ -237,3 +241,7 @@ class Ours(System):
 
     def redis_pids(self) -> list[int]:
         return self._pids(("redis-server",))
+
+    def cpu_groups(self) -> dict[str, list[int]]:
+        return {"web": self.web_pids(), "tcp": self.tcp_worker_pids(),
+                "redis": self.redis_pids()}

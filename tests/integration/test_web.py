@@ -162,8 +162,10 @@ async def test_port_filter(redis_url: str, start_web: StartWeb, publisher: Publi
         await publisher.publish((8001, "one"), (8002, "two"))
         await publisher.publish((8001, "three"))
         await publisher.publish((8002, "four"))
-        assert await recv_frames(only, lambda f: line_count(f) >= 2) == ["two", "four"]
+        only_got = await recv_frames(only, lambda f: line_count(f) >= 2)
         got = await recv_frames(every, lambda f: line_count(f) >= 4)
+    # Batches queued together may share a frame: compare lines, not frames.
+    assert "\n".join(only_got).split("\n") == ["two", "four"]
     assert "\n".join(got).split("\n") == ["one", "two", "three", "four"]
 
 

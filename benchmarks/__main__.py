@@ -94,7 +94,8 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
             r = attempt(progress, f"{system.name} throughput", partial(
                 scenarios.deliver, system, clients, lines, sizes.phase_timeout))
             results[system.name][f"throughput_{clients}"] = r
-            progress(f"{system.name}: flat out, {clients} clients, {lines:,} lines: {_tp_line(r)}")
+            progress(f"{system.name}: flat out, {clients} client(s), {lines:,} lines: "
+                     f"{_tp_line(r)}")
     for rate in sizes.rates:
         lines = int(rate * sizes.latency_seconds)
         for system in systems:

@@ -49,8 +49,9 @@ def rows(results: Results) -> list[Row]:
                                     ("broken", "lines", False)):
             label = {"per_client": "delivered per client", "lost": "lost",
                      "broken": "broken"}[field]
-            out.append(Row(f"flat out, {c} clients: {label}", unit, g(results, "original", key,
-                           field), g(results, "ours", key, field), better))
+            name = f"flat out, {c} client{'s' * (c != '1')}: {label}"
+            out.append(Row(name, unit, g(results, "original", key, field),
+                           g(results, "ours", key, field), better))
     for key in sorted((k for k in results.get("ours", {}) if k.startswith("latency_")),
                       key=lambda k: int(k.split("_")[1])):
         rate = int(key.split("_")[1])
@@ -99,14 +100,15 @@ def goals(results: Results) -> list[tuple[str, str, bool | None]]:
     ours = results.get("ours", {})
     for clients, want in ((1, 2.0), (10, 3.0), (100, 3.0)):
         key = f"throughput_{clients}"
+        who = f"{clients} client{'s' * (clients > 1)}"
         o = _get(results, "original", key, "per_client")
         u = _get(results, "ours", key, "per_client")
         lost, broken = _get(results, "ours", key, "lost"), _get(results, "ours", key, "broken")
         if o is None or u is None:
-            out.append((f"throughput ≥ {want:g}× at {clients} clients", "not measured", None))
+            out.append((f"throughput ≥ {want:g}× at {who}", "not measured", None))
             continue
         ok = u / o >= want and lost == 0 and broken == 0
-        out.append((f"throughput ≥ {want:g}× at {clients} clients, 0 lost, 0 broken",
+        out.append((f"throughput ≥ {want:g}× at {who}, 0 lost, 0 broken",
                     f"{u / o:.2f}×, lost {lost:.0f}, broken {broken:.0f}", ok))
     lat = ours.get("latency_1000", {}).get("latency", {})
     if lat.get("n"):

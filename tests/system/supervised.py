@@ -180,6 +180,9 @@ def supervised(*args: str, tcp_ports: int = 1, ready: bool = True,
             proc.wait_for_output("tcpws ready", timeout=40)
             system.status()
         yield system
+    except BaseException:
+        print(f"--- supervisor output ---\n{proc.output()}")  # shown for a failed test
+        raise
     finally:
         with contextlib.suppress(OSError, RuntimeError, ValueError):
             system.status()

@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     spies: list[tuple[str, subprocess.Popen[bytes], Path]] = []
     try:
         system.start()
+        scenarios.deliver(system, 1, 1000, 30.0)  # every process up and warm
         kinds = ({"original": system.server_pids()} if args.original else
                  {"web": system.web_pids(), "tcp": system.tcp_worker_pids()}  # type: ignore[attr-defined]
                  )

@@ -6,6 +6,8 @@ to measure what that choice is worth without editing the module.
 
 * `uvloop`: install uvloop's event-loop policy (the module's `asyncio.run`
   then runs on uvloop);
+* `resp2`: redis-py speaks RESP2 (pub/sub messages are plain arrays, not
+  RESP3 push notifications);
 * `nohiredis`: hide hiredis, so redis-py parses replies in pure Python;
 * `orjson`: decode the live messages (`tcpws.protocol.decode_live`) with
   orjson instead of the stdlib json;
@@ -29,6 +31,9 @@ def apply(options: list[str]) -> None:
         if name == "uvloop":
             import uvloop
             uvloop.install()
+        elif name == "resp2":  # redis-py 8 speaks RESP3 unless told otherwise
+            import redis.asyncio.connection
+            setattr(redis.asyncio.connection, "DEFAULT_RESP_VERSION", 2)  # noqa: B010
         elif name == "nohiredis":  # redis-py falls back to its pure-Python parser
             sys.modules["hiredis"] = None  # type: ignore[assignment]
         elif name == "orjson":

@@ -36,6 +36,8 @@ VARIANTS: list[tuple[str, Callable[[], System]]] = [
     ("ours standalone (queue 256 MiB below)", lambda: Ours(standalone=True, web_args=BIG_QUEUE)),
     ("+ uvloop in tcp workers", lambda: Ours(web_args=BIG_QUEUE, tcp_shim="uvloop")),
     ("+ orjson in web", lambda: Ours(web_args=BIG_QUEUE, web_shim="orjson")),
+    ("+ RESP2 in web", lambda: Ours(web_args=BIG_QUEUE, web_shim="resp2")),
+    ("+ RESP2 and orjson in web", lambda: Ours(web_args=BIG_QUEUE, web_shim="resp2,orjson")),
     ("- hiredis (web and tcp)", lambda: Ours(web_args=BIG_QUEUE, web_shim="nohiredis",
                                              tcp_shim="nohiredis")),
     ("web ws=wsproto", lambda: Ours(web_args=BIG_QUEUE, web_shim="ws=wsproto")),

@@ -171,7 +171,7 @@ def supervised(*args: str, tcp_ports: int = 1, ready: bool = True,
     control = f"/tmp/tcpws-test-{os.getpid()}-{http}.sock"
     argv = [PYTHON, "-m", "supervisor", "--http-port", str(http),
             "--tcp-port", ",".join(map(str, ports)), "--control-socket", control,
-            "--stop-timeout", "6", *args]
+            *args]
     full_env = {"REDIS_URL": "", **(env or {})}
     proc = Proc(argv, env=full_env, name="supervisor")
     system = System(proc, http, ports, control)

@@ -143,7 +143,7 @@ def cpu_table(results: Results) -> list[str]:
 
 
 def _load(values: Any) -> str:
-    return "/".join(f"{v:.1f}" for v in values) if isinstance(values, list) else "?"
+    return "/".join(f"{v:.1f}" for v in values) if isinstance(values, list | tuple) else "?"
 
 
 def markdown(results: Results) -> str:

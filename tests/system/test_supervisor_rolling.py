@@ -11,8 +11,8 @@ from tests.system.supervised import Sender, Watcher, supervised
 
 
 def test_sighup_replaces_every_worker_without_refusing_or_losing() -> None:
-    with supervised(tcp_ports=1) as system:
-        names = ["web.1", f"tcp.{system.tcp_ports[0]}.1"]
+    with supervised("--web-workers", "2", tcp_ports=1) as system:  # two share the HTTP port
+        names = ["web.1", "web.2", f"tcp.{system.tcp_ports[0]}.1"]
         before = {name: system.pid_of(name) for name in names}
         watcher = Watcher(system)
         watcher.start()

@@ -11,8 +11,10 @@ sender has all its lines acked and every watcher has every acked line, stops
 the supervisor gracefully and prints the counts.
 
 Exit status: 0 when no watcher lost an acked line, every duplicate is one of
-the counted resends and every sender's lines came in order; 1 otherwise;
-2 when the system could not be started or the run did not settle."""
+the counted resends and every sender's lines came in order
+(benchmarks.chaos_verify); 1 otherwise; 2 when the system could not be
+started or the run did not settle. On failure the supervisor's log is kept
+and its path printed."""
 
 from __future__ import annotations
 
@@ -23,17 +25,20 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.chaos_load import Sender, Verdict, Watcher, verify
+from benchmarks.chaos_load import Sender, Watcher
+from benchmarks.chaos_verify import print_report, summary, verify
 from benchmarks.measure import free_port
 from supervisor.control import ControlUnavailable, send
 
@@ -193,54 +198,11 @@ async def run_load(cfg: ChaosConfig, run: Run) -> dict[str, Any]:
     for task in watching:
         task.cancel()
     await asyncio.gather(*watching, *pending, return_exceptions=True)
-    verdicts = [verify(senders, w) for w in watchers]
-    return report(cfg, run, senders, watchers, verdicts, settled and delivered, settle_s)
-
-
-def report(cfg: ChaosConfig, run: Run, senders: list[Sender], watchers: list[Watcher],
-           verdicts: list[Verdict], settled: bool, settle_s: float) -> dict[str, Any]:
-    kinds: dict[str, int] = {}
-    for k in run.kills:
-        kind = k.name.split(".")[0]
-        kinds[kind] = kinds.get(kind, 0) + 1
-    return {
-        "duration_s": cfg.duration, "seed": cfg.seed, "redis_durable": cfg.redis_durable,
-        "kill_redis": cfg.kill_redis, "kills": len(run.kills), "kills_by_kind": kinds,
-        "senders": len(senders), "watchers": len(watchers),
-        "lines_sent": sum(s.next_seq for s in senders),
-        "lines_written": sum(s.written for s in senders),
-        "lines_resent": sum(sum(s.resent.values()) for s in senders),
-        "acked": sum(s.acked for s in senders),
-        "sender_connections": sum(s.connections for s in senders),
-        "settled": settled, "settle_s": round(settle_s, 1),
-        "clients": [{**asdict(v), "received": w.count(), "connections": w.connections,
-                     "foreign": w.foreign, "closes": dict(w.closes)}
-                    for w, v in zip(watchers, verdicts, strict=True)],
-        "lost": sum(v.lost for v in verdicts),
-        "duplicates": sum(v.duplicates for v in verdicts),
-        "duplicates_explained": sum(v.explained for v in verdicts),
-        "duplicates_unexplained": sum(v.unexplained for v in verdicts),
-        "out_of_order": sum(v.out_of_order for v in verdicts),
-    }
-
-
-def print_report(result: dict[str, Any]) -> None:
-    r = result
-    print(f"chaos: {r['duration_s']:.0f} s, seed {r['seed']}, durable={r['redis_durable']}, "
-          f"kill_redis={r['kill_redis']}")
-    print(f"  kills: {r['kills']} {r['kills_by_kind']}")
-    print(f"  lines sent: {r['lines_sent']} (written {r['lines_written']}, "
-          f"resent {r['lines_resent']}, sender connections {r['sender_connections']})")
-    print(f"  acked: {r['acked']}; settled: {r['settled']} in {r['settle_s']} s")
-    for i, c in enumerate(r["clients"]):
-        print(f"  client {i}: delivered {c['delivered']} (received {c['received']}, "
-              f"connections {c['connections']}), lost {c['lost']}, duplicates "
-              f"{c['duplicates']} ({c['explained']} explained, {c['unexplained']} "
-              f"unexplained), out of order {c['out_of_order']}")
-    print(f"  lost: {r['lost']}; duplicates: {r['duplicates']} ({r['duplicates_explained']} "
-          f"explained, {r['duplicates_unexplained']} unexplained); "
-          f"out of order: {r['out_of_order']}")
-    print(f"  supervisor exit code after SIGTERM: {r.get('supervisor_rc')}")
+    kinds = Counter(k.name.split(".")[0] for k in run.kills)
+    base = {"duration_s": cfg.duration, "seed": cfg.seed, "redis_durable": cfg.redis_durable,
+            "kill_redis": cfg.kill_redis, "kills": len(run.kills), "kills_by_kind": kinds,
+            "settled": settled and delivered, "settle_s": round(settle_s, 1)}
+    return summary(base, senders, watchers, [verify(senders, w) for w in watchers])
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -280,28 +242,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos | %(message)s",
                         datefmt="%H:%M:%S")
-    with tempfile.TemporaryDirectory(prefix="tcpws-chaos-") as tmp:
-        try:
-            run = start_system(cfg, Path(tmp))
-        except RuntimeError as exc:
-            print(f"chaos: {exc}", file=sys.stderr)
-            return 2
-        try:
-            result = asyncio.run(run_load(cfg, run))
-        finally:
-            rc = stop_system(run, 20)
-        result["supervisor_rc"] = rc
-        if rc != 0:
-            print(run.log_text()[-4000:], file=sys.stderr)
+    workdir = Path(tempfile.mkdtemp(prefix="tcpws-chaos-"))
+    try:
+        run = start_system(cfg, workdir)
+    except RuntimeError as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(run_load(cfg, run))
+    finally:
+        rc = stop_system(run, 20)
+    result["supervisor_rc"] = rc
     print_report(result)
     print("RESULT " + json.dumps(result))
     if cfg.json_out:
         Path(cfg.json_out).write_text(json.dumps(result, indent=2))
-    ok = not (result["lost"] or result["duplicates_unexplained"] or result["out_of_order"])
-    if not result["settled"]:
-        return 2 if ok else 1
-    return 0 if ok else 1
-
+    if result["ok"] and result["settled"]:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    print(f"chaos: the supervisor's log (and the AOF, if durable) are kept in {workdir}",
+          file=sys.stderr)
+    return 1 if not result["ok"] else 2
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -11,6 +11,9 @@ source of duplicates: `Sender.resent` counts them per line.
 
 A watcher keeps the id of the last line it got and, on any close, connects
 again with `since=<that id>`, so it should miss nothing the history holds.
+It keeps each line's `peer` (the sender's connection) so that a duplicate
+can be told apart: another connection means a resend by the sender, the
+same connection means the worker stored one batch twice.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidHandshake, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, WebSocketException
 
 log = logging.getLogger("chaos")
 
@@ -133,6 +136,7 @@ class Watcher:
     frames: int = 0
     foreign: int = 0            # lines that are not ours
     got: dict[int, list[int]] = field(default_factory=dict)  # sender -> seqs in order
+    peers: dict[int, list[str]] = field(default_factory=dict)  # sender -> peer of each
     closes: Counter[str] = field(default_factory=Counter)
 
     def count(self) -> int:
@@ -150,6 +154,8 @@ class Watcher:
                         self.take(frame)
                     code = ws.close_code
                     self.closes[str(code)] += 1
+            except ConnectionClosed as exc:
+                self.closes[str(exc.rcvd.code) if exc.rcvd else "no close frame"] += 1
             except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
                 self.closes[type(exc).__name__] += 1
             await asyncio.sleep(RECONNECT_DELAY)
@@ -162,49 +168,6 @@ class Watcher:
             head, _, seq = data.partition(":")
             if head[:1] == "c" and head[1:].isdigit() and seq.isdigit():
                 self.got.setdefault(int(head[1:]), []).append(int(seq))
+                self.peers.setdefault(int(head[1:]), []).append(item["peer"])
             else:
                 self.foreign += 1
-
-
-@dataclass
-class Verdict:
-    """What one watcher got against what the senders had acked."""
-
-    delivered: int = 0          # distinct acked lines received
-    lost: int = 0               # acked lines never received
-    duplicates: int = 0         # extra copies received
-    explained: int = 0          # ... of lines the sender resent
-    unexplained: int = 0        # ... beyond the resends of that line
-    out_of_order: int = 0       # first copies not in the sender's order
-
-    @property
-    def ok(self) -> bool:
-        return not (self.lost or self.unexplained or self.out_of_order)
-
-
-def verify(senders: list[Sender], watcher: Watcher) -> Verdict:
-    """Pure check of one watcher: every acked line there, first copies in
-    each sender's order, and no line more often than 1 + its resends."""
-    v = Verdict()
-    for s in senders:
-        seqs = watcher.got.get(s.index, [])
-        seen = Counter(seqs)
-        highest = -1
-        firsts: set[int] = set()
-        for seq in seqs:
-            if seq in firsts:
-                continue
-            firsts.add(seq)
-            if seq < highest:
-                v.out_of_order += 1
-            highest = max(highest, seq)
-        v.delivered += sum(1 for seq in range(s.acked) if seq in seen)
-        v.lost += sum(1 for seq in range(s.acked) if seq not in seen)
-        for seq, n in seen.items():
-            extra = n - 1
-            if extra > 0:
-                v.duplicates += extra
-                ok = min(extra, s.resent[seq])
-                v.explained += ok
-                v.unexplained += extra - ok
-    return v

@@ -11,9 +11,10 @@ source of duplicates: `Sender.resent` counts them per line.
 
 A watcher keeps the id of the last line it got and, on any close, connects
 again with `since=<that id>`, so it should miss nothing the history holds.
-It keeps each line's `peer` (the sender's connection) so that a duplicate
-can be told apart: another connection means a resend by the sender, the
-same connection means the worker stored one batch twice.
+It keeps each line's `peer` (the sender's connection) and id so that a
+duplicate can be told apart: the same id twice means the web side delivered
+one stored line twice; another connection means a resend by the sender; the
+same connection with another id means the worker stored one batch twice.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class Watcher:
     foreign: int = 0            # lines that are not ours
     got: dict[int, list[int]] = field(default_factory=dict)  # sender -> seqs in order
     peers: dict[int, list[str]] = field(default_factory=dict)  # sender -> peer of each
+    ids: dict[int, list[str]] = field(default_factory=dict)  # sender -> line id of each
     closes: Counter[str] = field(default_factory=Counter)
 
     def count(self) -> int:
@@ -169,5 +171,6 @@ class Watcher:
             if head[:1] == "c" and head[1:].isdigit() and seq.isdigit():
                 self.got.setdefault(int(head[1:]), []).append(int(seq))
                 self.peers.setdefault(int(head[1:]), []).append(item["peer"])
+                self.ids.setdefault(int(head[1:]), []).append(item["id"])
             else:
                 self.foreign += 1

@@ -6,10 +6,12 @@ sender's lines came in that sender's order, and every extra copy is
 explained. An extra copy is *resent* when it came over another connection
 of the sender than the first copy and the sender did resend that line (a
 crash fell between storing and acking); it is *republished* when both
-copies came over the same connection: the worker stored one batch twice
-(it retried a publish whose reply was lost when Redis died or the link
-broke). Republished copies break the "duplicates only for resends" rule and
-fail the run; they are counted apart because their cause is elsewhere."""
+copies came over the same connection with different ids: the worker stored
+one batch twice (it retried a publish whose reply was lost when Redis died
+or the link broke); it is *redelivered* when both copies carry the same id:
+the web side sent one stored line twice. Republished and redelivered copies
+break the "duplicates only for resends" rule and fail the run; they are
+counted apart because their causes lie elsewhere."""
 
 from __future__ import annotations
 
@@ -27,13 +29,16 @@ class Verdict:
     duplicates: int = 0         # extra copies received
     explained: int = 0          # ... resent by the sender over a new connection
     republished: int = 0        # ... stored twice from one connection (worker retry)
+    redelivered: int = 0        # ... the same stored line (same id) sent twice
     unexplained: int = 0        # ... anything else
     out_of_order: int = 0       # first copies not in the sender's order
     missing: dict[int, str] = field(default_factory=dict)  # sender -> seq ranges
+    odd: list[str] = field(default_factory=list)  # a few non-resend duplicates, for a look
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.republished or self.unexplained or self.out_of_order)
+        return not (self.lost or self.republished or self.redelivered or self.unexplained
+                    or self.out_of_order)
 
 
 def ranges(seqs: list[int], most: int = 8) -> str:
@@ -57,12 +62,13 @@ def verify(senders: list[Sender], watcher: Watcher) -> Verdict:
     for s in senders:
         seqs = watcher.got.get(s.index, [])
         peers = watcher.peers.get(s.index, [])
-        copies: defaultdict[int, list[str]] = defaultdict(list)
+        ids = watcher.ids.get(s.index, [])
+        copies: defaultdict[int, list[tuple[str, str]]] = defaultdict(list)
         highest = -1
-        for seq, peer in zip(seqs, peers, strict=True):
+        for seq, peer, line_id in zip(seqs, peers, ids, strict=True):
             if not copies[seq] and seq < highest:
                 v.out_of_order += 1
-            copies[seq].append(peer)
+            copies[seq].append((peer, line_id))
             highest = max(highest, seq)
         missing = [seq for seq in range(s.acked) if seq not in copies]
         v.lost += len(missing)
@@ -73,11 +79,15 @@ def verify(senders: list[Sender], watcher: Watcher) -> Verdict:
             if len(seen) < 2:
                 continue
             v.duplicates += len(seen) - 1
-            by_peer = Counter(seen)
+            distinct = set(seen)
+            v.redelivered += len(seen) - len(distinct)
+            by_peer = Counter(peer for peer, _id in distinct)
             same_conn = sum(n - 1 for n in by_peer.values())
             other_conn = len(by_peer) - 1
             resent_ok = min(other_conn, s.resent[seq])
             v.republished += same_conn
+            if (same_conn or len(seen) > len(distinct)) and len(v.odd) < 5:
+                v.odd.append(f"c{s.index}:{seq} " + " ".join(f"{i}@{p}" for p, i in seen))
             v.explained += resent_ok
             v.unexplained += other_conn - resent_ok
     return v
@@ -101,6 +111,7 @@ def summary(base: dict[str, Any], senders: list[Sender], watchers: list[Watcher]
         "duplicates": sum(v.duplicates for v in verdicts),
         "duplicates_explained": sum(v.explained for v in verdicts),
         "duplicates_republished": sum(v.republished for v in verdicts),
+        "duplicates_redelivered": sum(v.redelivered for v in verdicts),
         "duplicates_unexplained": sum(v.unexplained for v in verdicts),
         "out_of_order": sum(v.out_of_order for v in verdicts),
         "ok": all(v.ok for v in verdicts),
@@ -118,11 +129,15 @@ def print_report(r: dict[str, Any]) -> None:
         print(f"  client {i}: delivered {c['delivered']} (received {c['received']}, "
               f"connections {c['connections']}), lost {c['lost']}, duplicates "
               f"{c['duplicates']} ({c['explained']} resent, {c['republished']} republished, "
-              f"{c['unexplained']} unexplained), out of order {c['out_of_order']}")
+              f"{c['redelivered']} redelivered, {c['unexplained']} unexplained), "
+              f"out of order {c['out_of_order']}")
         for sender, missing in c["missing"].items():
             print(f"    missing from sender {sender}: {missing}")
+        for odd in c["odd"]:
+            print(f"    duplicate not from a resend: {odd}")
     print(f"  lost: {r['lost']}; duplicates: {r['duplicates']} ({r['duplicates_explained']} "
           f"explained by resends, {r['duplicates_republished']} republished by a worker, "
+          f"{r['duplicates_redelivered']} redelivered by web, "
           f"{r['duplicates_unexplained']} unexplained); out of order: {r['out_of_order']}")
     print(f"  supervisor exit code after SIGTERM: {r.get('supervisor_rc')}")
     print(f"  verdict: {'PASS' if r['ok'] and r['settled'] else 'FAIL'}")

@@ -33,6 +33,7 @@ def chaos(tmp_path: Path, *args: str, timeout: float) -> dict[str, Any]:
     assert result["lost"] == 0, report
     assert result["duplicates_unexplained"] == 0, report
     assert result["duplicates_republished"] == 0, report
+    assert result["duplicates_redelivered"] == 0, report
     assert result["out_of_order"] == 0, report
     assert proc.returncode == 0, report
     # Every client saw every acked line (distinct), and the load was real.

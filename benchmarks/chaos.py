@@ -200,7 +200,7 @@ async def run_load(cfg: ChaosConfig, run: Run) -> dict[str, Any]:
     await asyncio.gather(*watching, *pending, return_exceptions=True)
     kinds = Counter(k.name.split(".")[0] for k in run.kills)
     base = {"duration_s": cfg.duration, "seed": cfg.seed, "redis_durable": cfg.redis_durable,
-            "kill_redis": cfg.kill_redis, "kills": len(run.kills), "kills_by_kind": kinds,
+            "kill_redis": cfg.kill_redis, "kills": len(run.kills), "kills_by_kind": dict(kinds),
             "settled": settled and delivered, "settle_s": round(settle_s, 1)}
     return summary(base, senders, watchers, [verify(senders, w) for w in watchers])
 

@@ -24,7 +24,7 @@ from starlette.datastructures import QueryParams
 from starlette.staticfiles import StaticFiles
 
 from tcpws.protocol import StreamId, parse_since
-from web.clients import Client, ClientClosed, race_receive
+from web.clients import Client, ClientClosed, fit_close_reason, race_receive
 from web.config import WebConfig
 from web.history import replay
 from web.hub import Hub
@@ -98,7 +98,7 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
     async def refuse(ws: WebSocket, reason_key: str, reason: str) -> None:
         hub.stats.drop(reason_key)
         await ws.accept()
-        await ws.close(1008, reason[:120])
+        await ws.close(1008, fit_close_reason(reason))
 
     @app.websocket("/ws")
     async def stream(ws: WebSocket) -> None:
@@ -116,7 +116,8 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
             return
         await ws.accept()
         if hub.registry.closing is not None:
-            await ws.close(*hub.registry.closing)
+            code, reason = hub.registry.closing
+            await ws.close(code, fit_close_reason(reason))
             return
         client = Client(ws, params.fmt, params.port, config.client_queue_bytes, hub.stats)
         hub.registry.add(client)

@@ -31,6 +31,17 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0  # a close frame queued behind a stalled client's data
 TOO_SLOW = (1008, "too slow")
 SendErrors = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+MAX_REASON_BYTES = 123  # a control frame's 125 bytes, minus the 2 of the code
+
+
+def fit_close_reason(reason: str) -> str:
+    """`reason` cut to what a close frame holds, counted in UTF-8 bytes and
+    never inside a character: a longer reason is a protocol error, and the
+    client would see an abnormal close instead of our code (RFC 6455 5.5)."""
+    data = reason.encode()
+    if len(data) <= MAX_REASON_BYTES:
+        return reason
+    return data[:MAX_REASON_BYTES].decode(errors="ignore")  # drops a cut tail only
 
 
 class TooSlow(Exception):
@@ -173,7 +184,7 @@ class Client:
         leave, and then we give up rather than hold the handler forever."""
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.ws.close(code, reason)
+                await self.ws.close(code, fit_close_reason(reason))
         except TimeoutError:
             log.info("client %s did not take its close frame in %.0fs", self.peer, CLOSE_TIMEOUT)
         except SendErrors:

@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 from tcpws.protocol import parse_since
 from tests.helpers import PYTHON, Proc, RedisServer, free_port, wait_until
 from web.app import FORMATS, parse_params
+from web.clients import fit_close_reason
 
 KEYS = st.sampled_from(["format", "port", "since", "token", "x", "FORMAT", ""])
 ID_LIKE = st.from_regex(r"\A-?[0-9]{0,22}(-[0-9]{0,22}){0,3}\Z", fullmatch=True)
@@ -71,14 +72,23 @@ def test_parse_since_round_trips(ms: int, seq: int, index: int) -> None:
     assert parse_since(f"{ms}-{seq}") == ((ms, seq), -1)
 
 
-@pytest.mark.xfail(strict=False, reason="web: the close reason of a non-ASCII since= "
-                   "can exceed the 123 bytes a close frame holds (reported)")
 @settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # no slow shrinking
 @given(KEYS, st.text(max_size=80))
 def test_refusal_reason_fits_a_close_frame(key: str, value: str) -> None:
     message = check(query_of([(key, value)]))
     if message is not None:
-        assert len(message[:120].encode()) <= 123  # what the app sends as reason
+        reason = fit_close_reason(message)  # what the app sends as reason
+        assert reason and len(reason.encode()) <= 123
+
+
+@given(st.text(max_size=200))
+def test_fit_close_reason_cuts_whole_characters_only(text: str) -> None:
+    reason = fit_close_reason(text)
+    data = reason.encode()
+    assert len(data) <= 123
+    assert text.startswith(reason)
+    if reason != text:  # cut as late as possible: the next character did not fit
+        assert len(data) + len(text[len(reason)].encode()) > 123
 
 
 # ---- live: a real web process, a bounded number of examples ----------------
@@ -129,11 +139,10 @@ def test_live_web_answers_every_query(web_port: int, pairs: list[tuple[str, str]
     raise AssertionError(f"{qs}: data on a fresh stream with an empty history")
 
 
-@pytest.mark.xfail(strict=False, reason="web: close reason over 123 bytes -> ProtocolError, "
-                   "no close frame (reported)")
 def test_live_non_ascii_since_closes_1008(web_port: int) -> None:
     qs = "since=" + quote("é" * 64)
     with connect(f"ws://127.0.0.1:{web_port}/ws?{qs}", open_timeout=10) as ws:
         with pytest.raises(ConnectionClosed) as info:
             ws.recv(timeout=5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+    assert info.value.rcvd.reason and len(info.value.rcvd.reason.encode()) <= 123

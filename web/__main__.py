@@ -16,6 +16,7 @@ import uvicorn
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket
 from tcpws.logs import setup_logging
 from tcpws.redisconn import redact_url
+from web import redact
 from web.app import create_app
 from web.config import WebConfig
 from web.hub import Hub
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.name, config.log_level)
     if config.log_level != "debug":
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    redact.install(config.ws_token)  # uvicorn logs request lines, ?token= included
     try:
         sock = listening_socket(config)
     except OSError as exc:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import resource
+import secrets
 import signal
 import socket
 import sys
@@ -52,10 +53,12 @@ class Worker:
         self.stats = WorkerStats(port=int(sock.getsockname()[1]), host=config.hostname,
                                  started=time.time())
         self.client: aioredis.Redis = connect(config.redis_url, client_name=config.client_name)
+        # Never reused, even by a restart of this worker: see Publisher.
+        publisher_id = f"{config.heartbeat_name}:{os.getpid()}:{secrets.token_hex(6)}"
         self.publisher = Publisher(
-            self.client, redis_url=config.redis_url, port=self.stats.port,
-            maxlen=config.history_maxlen, max_pending_bytes=config.max_pending_bytes,
-            ack=config.ack, stats=self.stats,
+            self.client, publisher_id=publisher_id, redis_url=config.redis_url,
+            port=self.stats.port, maxlen=config.history_maxlen,
+            max_pending_bytes=config.max_pending_bytes, ack=config.ack, stats=self.stats,
             set_paused=lambda paused: self.server.set_paused(paused))
         self.server = TcpServer(config, self.stats, self.publisher)
 

@@ -14,10 +14,13 @@ every connection stops reading (`set_paused(True)`), so TCP flow control
 pushes back on senders instead of memory growing. An outage is logged once
 when it starts and once when it ends.
 
-At-least-once: if Redis ran the script but its reply was lost (connection
-cut after the write), the retry stores that batch a second time. A sender
-using acks never sees an ack for such a batch before it is stored, so this
-is the "counted resend" case of docs/tcp_worker.md, never a loss."""
+Exactly once: each call carries this process's publisher id and a sequence
+number, strictly increasing, the same on every retry of a batch. If Redis
+ran the script but its reply was lost (Redis killed after the write, a link
+that timed out and delivered the first call late), the script sees a seq it
+already stored, stores nothing and answers `ALREADY_STORED`; that counts as
+success. The seq is stored by the same script as the lines, so both survive
+(or vanish) together."""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from tcpws.backoff import Backoff
-from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT, STREAM_KEY, publish_args, pubseq_key
 from tcpws.redisconn import redact_url
 
 from .stats import WorkerStats
@@ -66,10 +69,14 @@ class _Pending:
 class Publisher:
     """Owns the Redis client's write path; see the module doc."""
 
-    def __init__(self, client: aioredis.Redis, *, redis_url: str, port: int, maxlen: int,
-                 max_pending_bytes: int, ack: bool, stats: WorkerStats,
-                 set_paused: Callable[[bool], None]) -> None:
+    def __init__(self, client: aioredis.Redis, *, publisher_id: str, redis_url: str,
+                 port: int, maxlen: int, max_pending_bytes: int, ack: bool,
+                 stats: WorkerStats, set_paused: Callable[[bool], None]) -> None:
+        """`publisher_id`: unique to this process (never reused), so that its
+        sequence numbers, counted from 1, mean one batch each."""
         self._client = client
+        self._seq_key = pubseq_key(publisher_id)
+        self._seq = 0
         self._url = redact_url(redis_url)
         self._port = port
         self._maxlen = maxlen
@@ -167,19 +174,22 @@ class Publisher:
             entries = [(self._port, sender.peer, p.ts, "\n".join(p.lines))
                        for sender, p in batch.items() if p.lines]
             if entries:
-                await self._store(publish_args(self._maxlen, entries))
+                self._seq += 1
+                await self._store(publish_args(self._maxlen, entries, self._seq))
             self._inflight = {}
             self._complete(batch)
 
     async def _store(self, args: list[str | int | float]) -> None:
-        """One EVALSHA; on failure keep the batch and retry it with back-off."""
+        """One EVALSHA; on failure keep the batch (and its seq) and retry it
+        with back-off."""
         noscript = 0
         while True:
             started = time.monotonic()
             try:
                 if self._sha is None:
                     self._sha = await self._client.script_load(PUBLISH_SCRIPT)
-                await self._client.evalsha(self._sha, 1, STREAM_KEY, *args)
+                stored = await self._client.evalsha(self._sha, 2, STREAM_KEY, self._seq_key,
+                                                    *args)
             except NoScriptError:
                 # Redis restarted (or SCRIPT FLUSH): the script did not run.
                 self._sha = None
@@ -191,6 +201,9 @@ class Publisher:
                 self._failed(exc, started)
                 await asyncio.sleep(self._backoff.next_delay())
                 continue
+            if stored == ALREADY_STORED:
+                log.info("batch %d was already stored (a reply was lost); not stored again",
+                         args[2])
             self._recovered()
             return
 

@@ -32,19 +32,43 @@ HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_TTL = 5
 DEFAULT_HISTORY_MAXLEN = 100_000
 
+PUBSEQ_KEY_PREFIX = "tcpws:pubseq:"  # string per tcp worker process: its last stored seq
+PUBSEQ_TTL = 3600  # seconds; far longer than any retry of a lost reply
+ALREADY_STORED = -1  # PUBLISH_SCRIPT's reply to a replayed (publisher, seq)
+
 # KEYS[1] = history stream. ARGV[1] = MAXLEN (approximate, counted in
 # entries), ARGV[2] = live channel, then groups of four: port, peer, ts, data.
 # Returns the number of entries stored. The live message is a JSON array of
 # [id, port, peer, ts, data] arrays, in stream order.
+#
+# Idempotent form (what tcp_worker uses): KEYS[2] = pubseq_key(publisher id),
+# ARGV[3] = the call's sequence number (strictly increasing per publisher id,
+# the SAME on a retry), ARGV[4] = the key's TTL; the groups then start at
+# ARGV[5]. A seq <= the one stored stores nothing and returns ALREADY_STORED:
+# its first attempt ran, only the reply was lost. The seq is written in the
+# same script as the XADDs, so both persist together (AOF, replicas). It is
+# written last: a script that failed half-way may store a batch twice on its
+# retry, but never skips one.
 PUBLISH_SCRIPT = """
+local first = 3
+if #KEYS > 1 then
+  local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tonumber(ARGV[3]) <= last then
+    return -1
+  end
+  first = 5
+end
 local out = {}
-for i = 3, #ARGV, 4 do
+for i = first, #ARGV, 4 do
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
     'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3])
   out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]}
 end
 if #out > 0 then
   redis.call('PUBLISH', ARGV[2], cjson.encode(out))
+end
+if #KEYS > 1 then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
 end
 return #out
 """
@@ -54,6 +78,11 @@ StreamId = tuple[int, int]
 
 def worker_key(name: str) -> str:
     return WORKER_KEY_PREFIX + name
+
+
+def pubseq_key(publisher_id: str) -> str:
+    """Where PUBLISH_SCRIPT keeps the last seq stored for `publisher_id`."""
+    return PUBSEQ_KEY_PREFIX + publisher_id
 
 
 def parse_stream_id(text: str) -> StreamId:
@@ -185,9 +214,15 @@ def entry_from_stream(sid: bytes | str, fields: dict[Any, Any]) -> Entry:
     )
 
 
-def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]]) -> list[str | int | float]:
-    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data)."""
+def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]],
+                 seq: int | None = None) -> list[str | int | float]:
+    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data).
+
+    Without `seq`: KEYS = [STREAM_KEY]. With it (idempotent form):
+    KEYS = [STREAM_KEY, pubseq_key(publisher id)]."""
     args: list[str | int | float] = [maxlen, LIVE_CHANNEL]
+    if seq is not None:
+        args.extend((seq, PUBSEQ_TTL))
     for port, peer, ts, data in batch:
         args.extend((port, peer, f"{ts:.3f}", data))
     return args

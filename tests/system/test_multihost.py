@@ -235,14 +235,11 @@ def test_two_hosts_share_one_redis(hosts: Hosts, tmp_path: Path) -> None:
     for proc in (a, b):
         assert password not in proc.output(), f"{proc.name} logged the Redis password"
     assert b.popen.returncode == 0, b.output()[-3000:]
-    # No line twice at B's client. Known exception, reported: a batch whose
-    # EVALSHA timed out while the link was down is published again after
-    # reconnecting, and the first call, retransmitted by TCP once the link is
-    # back, is executed as well (tcp_worker publishes at least once).
-    assert all(line.startswith("cut-") for line in twice), twice[:10]
-    if twice:
-        pytest.xfail(f"{len(twice)} lines stored twice after A's Redis link came back "
-                     "(tcp_worker re-publishes a timed-out batch; reported)")
+    # No line twice at B's client: a batch whose EVALSHA timed out while the
+    # link was down is retried with the same seq after reconnecting, and when
+    # the first call, retransmitted by TCP once the link is back, is executed
+    # too, one of the two stores nothing (exactly-once publish).
+    assert not twice, twice[:10]
 
 
 def test_socket_in_namespace_is_isolated(hosts: Hosts) -> None:

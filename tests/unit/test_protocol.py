@@ -3,7 +3,7 @@ import json
 import pytest
 
 from tcpws.backoff import Backoff
-from tcpws.protocol import Entry, decode_live, parse_since, publish_args
+from tcpws.protocol import PUBSEQ_TTL, Entry, decode_live, parse_since, publish_args, pubseq_key
 
 
 def test_parse_since_forms() -> None:
@@ -29,6 +29,10 @@ def test_live_roundtrip_and_frames() -> None:
 def test_publish_args_layout() -> None:
     args = publish_args(10, [(8001, "p", 1.0, "x")])
     assert args == [10, "tcpws:live", 8001, "p", "1.000", "x"]
+    # Idempotent form: the seq and the seq key's TTL come before the groups.
+    args = publish_args(10, [(8001, "p", 1.0, "x")], seq=7)
+    assert args == [10, "tcpws:live", 7, PUBSEQ_TTL, 8001, "p", "1.000", "x"]
+    assert pubseq_key("h/tcp.8001.1:42:ab") == "tcpws:pubseq:h/tcp.8001.1:42:ab"
 
 
 def test_backoff_grows_caps_and_resets() -> None:

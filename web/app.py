@@ -24,10 +24,12 @@ from starlette.datastructures import QueryParams
 from starlette.staticfiles import StaticFiles
 
 from tcpws.protocol import StreamId, parse_since
-from web.clients import Client, ClientClosed, fit_close_reason, race_receive
+from web.backlog import SlowClientRule
+from web.clients import Client, ClientClosed, fit_close_reason
 from web.config import WebConfig
 from web.history import replay
 from web.hub import Hub
+from web.session import race_receive
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
         finally:
             await hub.stop()
 
+    rule = SlowClientRule(config.client_queue_bytes, config.slow_client_grace)
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.hub = hub
 
@@ -119,7 +122,7 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
             code, reason = hub.registry.closing
             await ws.close(code, fit_close_reason(reason))
             return
-        client = Client(ws, params.fmt, params.port, config.client_queue_bytes, hub.stats)
+        client = Client(ws, params.fmt, params.port, rule, hub.stats)
         hub.registry.add(client)
         hub.broadcaster.add(client)  # before any history read: no gap
         try:

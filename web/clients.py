@@ -4,12 +4,12 @@ The broadcaster hands every client each batch with a non-blocking
 `deliver()`; only the client's own sender ever awaits its socket, so a slow
 client slows nobody else (PITFALLS 21). The sender takes everything queued
 and sends it as one text frame (split only past MAX_FRAME_BYTES, and never
-inside an entry), so lines that arrived together travel together. When the
-queue would pass its bound (counted in bytes, PITFALLS 29) the client is
-closed with 1008 "too slow".
+inside an entry), so lines that arrived together travel together. A client
+whose backlog (counted in bytes, PITFALLS 29) stays too big is closed with
+1008 "too slow"; its queue is dropped and a send blocked on it abandoned.
 
-`Registry` knows every live client, so a shutdown can ask all of them to
-send what they hold and close with one code (1001, or 1012 on SIGHUP).
+"Too slow" is judged by `web.backlog`: over the byte bound for longer than
+a grace, or over a hard bound at once.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from tcpws.protocol import Entry, StreamId
+from web.backlog import Backlog, SlowClientRule, Verdict
 from web.batch import MAX_FRAME_BYTES, Batch
 from web.metrics import WebStats
 
@@ -45,7 +45,7 @@ def fit_close_reason(reason: str) -> str:
 
 
 class TooSlow(Exception):
-    """The client's queue overflowed."""
+    """The client's backlog stayed too big (web.backlog)."""
 
 
 class ClientClosed(Exception):
@@ -55,7 +55,7 @@ class ClientClosed(Exception):
 class Client:
     """Queue + sender for one connection; `deliver` never awaits."""
 
-    def __init__(self, ws: WebSocket, fmt: str, port: int | None, max_bytes: int,
+    def __init__(self, ws: WebSocket, fmt: str, port: int | None, rule: SlowClientRule,
                  stats: WebStats) -> None:
         self.ws = ws
         self.json = fmt == "json"
@@ -64,19 +64,22 @@ class Client:
         self.overflowed = False
         self.close_code: int | None = None
         self.close_reason = ""
-        self._max_bytes = max_bytes
+        self._backlog = Backlog(rule)
         self._stats = stats
         self._queue: list[Batch] = []
-        self._queued_bytes = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[object] | None = None
         self._in_send = False
         self._overflow_cancel = False
+        self._grace_timer: asyncio.TimerHandle | None = None
 
     @property
     def peer(self) -> str:
         c = self.ws.client
         return f"{c.host}:{c.port}" if c else "?"
+
+    def _weight(self, batch: Batch) -> int:
+        return batch.json_bytes if self.json else batch.raw_bytes
 
     def deliver(self, batch: Batch) -> None:
         if self.overflowed or self.close_code is not None:
@@ -86,22 +89,52 @@ class Client:
             if filtered is None:
                 return
             batch = filtered
-        size = batch.json_bytes if self.json else batch.raw_bytes
-        if self._queued_bytes + size > self._max_bytes:
-            self.overflowed = True
-            self._queue.clear()
-            self._queued_bytes = 0
-            if self._in_send and self._task is not None:
-                self._overflow_cancel = True
-                self._task.cancel()
-        else:
-            self._queue.append(batch)
-            self._queued_bytes += size
+        loop = asyncio.get_running_loop()
+        verdict = self._backlog.add(self._weight(batch), loop.time())
+        if verdict is Verdict.TOO_SLOW:
+            self._overflow()
+            return
+        if verdict is Verdict.CROSSED:
+            self._stats.over_bound += 1
+            self._grace_timer = loop.call_later(self._backlog.rule.grace, self._grace_over)
+        self._queue.append(batch)
         self._wake.set()
+
+    def _grace_over(self) -> None:
+        """Timer: the backlog went over the soft bound a grace ago and has
+        not come back under since (else the timer was cancelled)."""
+        self._grace_timer = None
+        if self.overflowed:
+            return
+        left = self._backlog.grace_left(asyncio.get_running_loop().time())
+        if left is None:
+            return
+        if left > 0:  # the loop may fire a timer a clock tick early
+            self._grace_timer = asyncio.get_running_loop().call_later(left, self._grace_over)
+            return
+        self._overflow()
+
+    def _overflow(self) -> None:
+        """Too slow: drop what is queued, abandon a send blocked on the
+        socket; the sender then closes with 1008."""
+        self.overflowed = True
+        self.drop_queued()
+        if self._in_send and self._task is not None:
+            self._overflow_cancel = True
+            self._task.cancel()
+        self._wake.set()
+
+    def _sent(self, size: int) -> None:
+        if size and self._backlog.sent(size) and self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
 
     def drop_queued(self) -> None:
         self._queue.clear()
-        self._queued_bytes = 0
+        self._backlog.clear()
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
+            self._grace_timer = None
 
     def request_close(self, code: int, reason: str) -> None:
         """Ask the sender to send what is queued, then close with `code`."""
@@ -109,27 +142,33 @@ class Client:
             self.close_code, self.close_reason = code, reason
         self._wake.set()
 
-    async def send_batches(self, batches: list[Batch]) -> None:
-        """Send entries newer than `last_sent`, as few frames as allowed."""
+    async def send_batches(self, batches: list[Batch], queued: bool = False) -> None:
+        """Send entries newer than `last_sent`, as few frames as allowed.
+        `queued`: the batches come from this client's queue, so each frame
+        sent shrinks its backlog (history pages do not count)."""
         parts: list[str] = []
-        size = lines = 0
+        size = lines = done = 0
         last: Entry | None = None
         for batch in batches:
+            done_before = done
+            done += self._weight(batch) if queued else 0
             if batch.first_id <= self.last_sent:
                 trimmed = batch.after(self.last_sent)
                 if trimmed is None:
                     continue
                 batch = trimmed
-            weight = batch.json_bytes if self.json else batch.raw_bytes
+            weight = self._weight(batch)
             if parts and size + weight > MAX_FRAME_BYTES:
                 await self._send_frame(parts, lines, last)
-                parts, size, lines = [], 0, 0
+                self._sent(done_before)
+                parts, size, lines, done = [], 0, 0, done - done_before
             parts.append(batch.json_items if self.json else batch.raw_text)
             size += weight
             lines += batch.lines
             last = batch.last
         if parts:
             await self._send_frame(parts, lines, last)
+        self._sent(done)
 
     async def _send_frame(self, parts: list[str], lines: int, last: Entry | None) -> None:
         assert last is not None
@@ -162,9 +201,12 @@ class Client:
             return
         except TooSlow:
             self._stats.drop("slow")
-            log.warning("client %s too slow (queue over %d bytes): closing 1008",
-                        self.peer, self._max_bytes)
+            rule = self._backlog.rule
+            log.warning("client %s too slow (backlog over %d bytes for %gs, or over %d): "
+                        "closing 1008", self.peer, rule.soft_bytes, rule.grace, rule.hard_bytes)
             await self.close(*TOO_SLOW)
+        finally:
+            self.drop_queued()  # the grace timer must not outlive the client
 
     async def _send_loop(self) -> None:
         while True:
@@ -172,9 +214,9 @@ class Client:
             self._wake.clear()
             if self.overflowed:
                 raise TooSlow
-            batches, self._queue, self._queued_bytes = self._queue, [], 0
+            batches, self._queue = self._queue, []
             if batches:
-                await self.send_batches(batches)
+                await self.send_batches(batches, queued=True)
             if self.close_code is not None and not self._queue and not self.overflowed:
                 await self.close(self.close_code, self.close_reason)
                 return
@@ -189,66 +231,3 @@ class Client:
             log.info("client %s did not take its close frame in %.0fs", self.peer, CLOSE_TIMEOUT)
         except SendErrors:
             pass  # already gone: nothing left to tell it
-
-
-class Registry:
-    """Every connected client of this process, for drains and counts."""
-
-    def __init__(self, stats: WebStats) -> None:
-        self._clients: set[Client] = set()
-        self._stats = stats
-        self._empty = asyncio.Event()
-        self._empty.set()
-        self.closing: tuple[int, str] | None = None
-
-    def __len__(self) -> int:
-        return len(self._clients)
-
-    def add(self, client: Client) -> None:
-        self._clients.add(client)
-        self._stats.clients = len(self._clients)
-        self._empty.clear()
-
-    def discard(self, client: Client) -> None:
-        self._clients.discard(client)
-        self._stats.clients = len(self._clients)
-        if not self._clients:
-            self._empty.set()
-
-    async def drain(self, code: int, reason: str, budget: float) -> bool:
-        """Every client sends what it holds and closes with `code`; new ones
-        are refused with it. True if all were gone within `budget` seconds."""
-        self.closing = (code, reason)
-        for client in list(self._clients):
-            client.request_close(code, reason)
-        try:
-            async with asyncio.timeout(budget):
-                await self._empty.wait()
-        except TimeoutError:
-            return False
-        return True
-
-
-async def race_receive(ws: WebSocket, stream: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run `stream` (history, then the sender) until it finishes or the client
-    goes away, whichever is first (PITFALLS 20): a handler that only awaited
-    its queue would never notice a disconnect and would stall shutdown."""
-
-    async def receive_until_disconnect() -> None:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-
-    sender = asyncio.create_task(stream(), name="ws-sender")
-    receiver = asyncio.create_task(receive_until_disconnect(), name="ws-receiver")
-    try:
-        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (sender, receiver):
-            task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
-    for task in done:
-        exc = task.exception()
-        if exc is not None and not isinstance(exc, SendErrors):
-            raise exc

@@ -72,6 +72,7 @@ class WebConfig:
     ws_token: str | None = field(default=None, repr=False)  # never logged
     allowed_origins: tuple[str, ...] = ()
     client_queue_bytes: int = 8 * MIB
+    slow_client_grace: float = 2.0
     shutdown_timeout: float = 5.0
     ws_per_message_deflate: bool = False
     log_level: str = "info"
@@ -108,6 +109,11 @@ class WebConfig:
         p.add_argument("--client-queue-bytes", type=_positive_int,
                        default=env("TCPWS_CLIENT_QUEUE_BYTES", str(8 * MIB)),
                        help="per-client queue bound in bytes (TCPWS_CLIENT_QUEUE_BYTES)")
+        p.add_argument("--slow-client-grace", type=_seconds,
+                       default=env("TCPWS_SLOW_CLIENT_GRACE", "2"),
+                       help="seconds a client's queue may stay over its bound before it is "
+                            "closed as too slow; 8x the bound closes at once "
+                            "(TCPWS_SLOW_CLIENT_GRACE)")
         p.add_argument("--shutdown-timeout", type=_seconds,
                        default=env("TCPWS_SHUTDOWN_TIMEOUT", "5"),
                        help="seconds to drain clients on SIGTERM (TCPWS_SHUTDOWN_TIMEOUT)")
@@ -133,6 +139,7 @@ class WebConfig:
             ws_token=ns.ws_token or None,
             allowed_origins=origins,
             client_queue_bytes=ns.client_queue_bytes,
+            slow_client_grace=ns.slow_client_grace,
             shutdown_timeout=ns.shutdown_timeout,
             ws_per_message_deflate=ns.ws_per_message_deflate,
             log_level=ns.log_level,

@@ -22,9 +22,9 @@ from tcpws import redisconn
 from tcpws.heartbeat import read_heartbeats, remove_heartbeat, write_heartbeat
 from tcpws.protocol import HEARTBEAT_INTERVAL, format_stream_id
 from web.broadcaster import Broadcaster
-from web.clients import Registry
 from web.config import WebConfig
 from web.metrics import WebMetrics, WebStats, number
+from web.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ class WebStats:
     reconnects: int = 0
     resumes: int = 0
     lag_seconds: float = 0.0
+    over_bound: int = 0  # times a client's backlog passed --client-queue-bytes
     drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
 
     def drop(self, reason: str) -> None:
@@ -76,6 +77,10 @@ class WebCollector(Collector):
         for reason, count in sorted(s.drops.items()):
             drops.add_metric([reason], count)
         yield drops
+        yield CounterMetricFamily(
+            "tcpws_web_client_queue_over_bound",
+            "Times a client's backlog passed --client-queue-bytes (closed only if it "
+            "stays over for --slow-client-grace).", value=s.over_bound)
         yield CounterMetricFamily("tcpws_web_redis_reconnects",
                                   "Redis subscription reconnects.", value=s.reconnects)
         yield CounterMetricFamily("tcpws_web_resumes", "Clients resumed with since=.",

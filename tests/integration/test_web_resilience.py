@@ -4,6 +4,7 @@ never reads, a Redis subscription killed or frozen, and stop signals."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -78,6 +79,8 @@ async def test_resume_with_since_has_no_gap_and_no_duplicate(
 
 async def test_a_client_that_never_reads_is_closed_and_others_get_everything(
         redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    """256 KiB bound, so the 2 MiB hard bound (8x) or the 2 s grace cuts the
+    stalled client while 10 readers get every one of ~10 MiB of lines."""
     web = start_web(redis_url, "--client-queue-bytes", str(256 * 1024))
     stalled_sock = socket.socket()
     # A small receive buffer, so the kernel cannot soak up the whole test
@@ -85,20 +88,27 @@ async def test_a_client_that_never_reads_is_closed_and_others_get_everything(
     stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled_sock.connect(("127.0.0.1", web.port))
     entries, lines_per_entry = 160, 64
-    async with web.ws(sock=stalled_sock, max_queue=1) as stalled, web.ws() as fast:
+    async with contextlib.AsyncExitStack() as stack:
+        stalled = await stack.enter_async_context(web.ws(sock=stalled_sock, max_queue=1))
+        readers = [await stack.enter_async_context(web.ws()) for _ in range(10)]
+
         async def feed() -> None:
             for e in range(entries):
                 data = "\n".join(f"{e:04d}.{i:02d}" + "x" * 1000 for i in range(lines_per_entry))
                 await publisher.publish((8001, data))
                 await asyncio.sleep(0)
 
-        feeding = asyncio.create_task(feed())
-        got = 0
-        async with asyncio.timeout(60):
+        async def read_all(ws: Any) -> int:
+            got = 0
             while got < entries * lines_per_entry:
-                got += str(await fast.recv()).count("\n") + 1
+                got += str(await ws.recv()).count("\n") + 1
+            return got
+
+        feeding = asyncio.create_task(feed())
+        async with asyncio.timeout(90):
+            counts = await asyncio.gather(*(read_all(ws) for ws in readers))
         await feeding
-        assert got == entries * lines_per_entry
+        assert counts == [entries * lines_per_entry] * len(readers)
         await recv_until_closed(stalled, within=30)
     assert (stalled.close_code, stalled.close_reason) == (1008, "too slow")
     _, body = await web.aget("/metrics")

@@ -1,4 +1,5 @@
-"""Batches: split between entries, never inside one; text built once."""
+"""Batches: split between entries, never inside one; text built once. And
+the slow-client rule that judges a client's backlog of batches."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tcpws.protocol import Entry
+from web.backlog import Backlog, SlowClientRule, Verdict
 from web.batch import Batch
 
 
@@ -53,3 +55,40 @@ def test_json_items_match_json_dumps(lines: list[str], peer: str, cut: int) -> N
     assert e.json_items == reference(0, lines)
     if 0 <= cut < len(lines):
         assert e.lines_after(cut).json_items == reference(cut + 1, lines[cut + 1:])
+
+
+# ---- the slow-client rule (web.backlog) --------------------------------------
+
+def test_backlog_over_the_soft_bound_is_too_slow_only_after_the_grace() -> None:
+    backlog = Backlog(SlowClientRule(soft_bytes=100, grace=2.0))
+    assert backlog.add(100, now=0.0) is Verdict.OK  # at the bound is not over it
+    assert backlog.add(1, now=0.5) is Verdict.CROSSED
+    assert backlog.grace_left(1.0) == 1.5
+    assert backlog.add(50, now=2.4) is Verdict.OK  # still within the grace
+    assert backlog.add(1, now=2.5) is Verdict.TOO_SLOW
+
+
+def test_backlog_back_under_the_bound_restarts_the_grace() -> None:
+    backlog = Backlog(SlowClientRule(soft_bytes=100, grace=2.0))
+    assert backlog.add(150, now=0.0) is Verdict.CROSSED
+    assert backlog.sent(40) is False  # 110: still over
+    assert backlog.sent(10) is True  # 100: the over-bound period ends
+    assert backlog.grace_left(5.0) is None
+    assert backlog.add(1, now=5.0) is Verdict.CROSSED  # a new period, a new grace
+    assert backlog.judge(6.9) is Verdict.OK and backlog.judge(7.0) is Verdict.TOO_SLOW
+
+
+def test_backlog_past_the_hard_bound_is_too_slow_at_once() -> None:
+    rule = SlowClientRule(soft_bytes=100, grace=60.0)
+    assert rule.hard_bytes == 800
+    backlog = Backlog(rule)
+    assert backlog.add(800, now=0.0) is Verdict.CROSSED
+    assert backlog.add(1, now=0.0) is Verdict.TOO_SLOW
+
+
+def test_a_grace_of_zero_is_the_strict_rule() -> None:
+    backlog = Backlog(SlowClientRule(soft_bytes=100, grace=0.0))
+    assert backlog.add(100, now=0.0) is Verdict.OK
+    assert backlog.add(1, now=0.0) is Verdict.TOO_SLOW
+    backlog.clear()
+    assert backlog.bytes == 0 and backlog.grace_left(0.0) is None

@@ -24,12 +24,18 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def connect(url: str, timeout: float = 5.0, client_name: str | None = None) -> aioredis.Redis:
+def connect(url: str, timeout: float = 5.0, client_name: str | None = None,
+            protocol: int | None = None) -> aioredis.Redis:
     """A client that fails fast: no hidden retries (a retried script call
     could store a batch twice), so callers own reconnects and back-off.
 
     `client_name` is set with CLIENT SETNAME on every connection, so an
-    operator (and the honcho redis entry) can tell our processes apart."""
+    operator (and the honcho redis entry) can tell our processes apart.
+    `protocol`: 2 or 3 (RESP version); None keeps redis-py's default. A
+    pub/sub subscriber wants 2: redis-py 8's async hiredis parser turns every
+    RESP3 push into a string for a debug log, ~0.4 us per line
+    (docs/benchmark.md, finding 2); pub/sub means the same in both."""
+    extra: dict[str, int] = {} if protocol is None else {"protocol": protocol}
     return aioredis.Redis.from_url(
         url,
         client_name=client_name,
@@ -37,4 +43,5 @@ def connect(url: str, timeout: float = 5.0, client_name: str | None = None) -> a
         socket_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=0,
+        **extra,
     )

@@ -40,6 +40,7 @@ from web.metrics import WebStats
 log = logging.getLogger(__name__)
 
 GAP_PAGE = 1000  # entries per XRANGE call while filling a gap
+SUBSCRIBER_RESP = 2  # RESP3 pushes cost a str() each in redis-py 8 (tcpws.redisconn)
 
 
 class Subscriber(Protocol):
@@ -97,7 +98,7 @@ class Broadcaster:
     async def _session(self) -> None:
         """One connection's life: subscribe, fill the gap, pump live."""
         client = redisconn.connect(self._url, timeout=self._probe_timeout,
-                                   client_name=self._client_name)
+                                   client_name=self._client_name, protocol=SUBSCRIBER_RESP)
         pubsub = client.pubsub()
         try:
             if self.last_id is None:

@@ -211,3 +211,26 @@ async def test_sighup_closes_with_1012_and_exits_0(
         await recv_until_closed(ws)
     assert ws.close_code == 1012
     assert await asyncio.to_thread(web.proc.wait, 10) == 0
+
+
+def test_the_subscriber_speaks_resp2(redis_url: str, start_web: StartWeb) -> None:
+    """docs/benchmark.md finding 2: RESP3 pushes cost a str() each in redis-py
+    8. Redis 6.2's CLIENT LIST has no `resp` field, so watch the handshakes:
+    a RESP3 connection starts with HELLO 3, a RESP2 one sends no HELLO."""
+    monitor_client = redis.Redis.from_url(redis_url, socket_timeout=20)
+    with monitor_client.monitor() as monitor:
+        web = start_web(redis_url)  # ready: the subscription is live
+        with redis.Redis.from_url(redis_url) as admin:
+            ours = [c for c in admin.client_list()
+                    if c.get("name") == f"tcpws-web:web.test.{web.port}"]
+        subscriber = {c["addr"] for c in ours if int(c["sub"]) > 0}
+        assert len(subscriber) == 1, ours
+        handshakes: dict[str, list[str]] = {}
+        while True:  # every command is in MONITOR's output, in order
+            command = monitor.next_command()
+            addr = f"{command['client_address']}:{command['client_port']}"
+            handshakes.setdefault(addr, []).append(command["command"])
+            if addr in subscriber and command["command"].startswith("SUBSCRIBE"):
+                break
+    monitor_client.close()
+    assert not any(c.startswith("HELLO") for c in handshakes[subscriber.pop()]), handshakes

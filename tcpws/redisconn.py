@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -35,7 +36,7 @@ def connect(url: str, timeout: float = 5.0, client_name: str | None = None,
     pub/sub subscriber wants 2: redis-py 8's async hiredis parser turns every
     RESP3 push into a string for a debug log, ~0.4 us per line
     (docs/benchmark.md, finding 2); pub/sub means the same in both."""
-    extra: dict[str, int] = {} if protocol is None else {"protocol": protocol}
+    extra: dict[str, Any] = {} if protocol is None else {"protocol": protocol}
     return aioredis.Redis.from_url(
         url,
         client_name=client_name,

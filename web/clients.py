@@ -67,7 +67,8 @@ class Client:
         self._backlog = Backlog(rule)
         self._stats = stats
         self._queue: list[Batch] = []
-        self._wake = asyncio.Event()
+        self._woken = False  # an Event, minus its deque of waiters (one per client)
+        self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[object] | None = None
         self._in_send = False
         self._overflow_cancel = False
@@ -98,7 +99,7 @@ class Client:
             self._stats.over_bound += 1
             self._grace_timer = loop.call_later(self._backlog.rule.grace, self._grace_over)
         self._queue.append(batch)
-        self._wake.set()
+        self._wake()
 
     def _grace_over(self) -> None:
         """Timer: the backlog went over the soft bound a grace ago and has
@@ -122,7 +123,21 @@ class Client:
         if self._in_send and self._task is not None:
             self._overflow_cancel = True
             self._task.cancel()
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._woken = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        if not self._woken:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._woken = False
 
     def _sent(self, size: int) -> None:
         if size and self._backlog.sent(size) and self._grace_timer is not None:
@@ -140,7 +155,7 @@ class Client:
         """Ask the sender to send what is queued, then close with `code`."""
         if self.close_code is None:
             self.close_code, self.close_reason = code, reason
-        self._wake.set()
+        self._wake()
 
     async def send_batches(self, batches: list[Batch], queued: bool = False) -> None:
         """Send entries newer than `last_sent`, as few frames as allowed.
@@ -210,8 +225,7 @@ class Client:
 
     async def _send_loop(self) -> None:
         while True:
-            await self._wake.wait()
-            self._wake.clear()
+            await self._wait()
             if self.overflowed:
                 raise TooSlow
             batches, self._queue = self._queue, []

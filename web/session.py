@@ -1,9 +1,15 @@
 """The life of one `/ws` connection once its client is registered: the
-client's sender runs while the connection is watched for a disconnect."""
+client's sender runs in the handler's own task while one small task watches
+the connection for a disconnect.
+
+One extra task per connection, not two: idle connections are what a front
+end holds most of, and each task with its coroutine frame costs memory
+(docs/benchmark.md, finding 9)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -11,27 +17,43 @@ from starlette.websockets import WebSocket
 
 from web.clients import SendErrors
 
+log = logging.getLogger(__name__)
+
 
 async def race_receive(ws: WebSocket, stream: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run `stream` (history, then the sender) until it finishes or the client
     goes away, whichever is first (PITFALLS 20): a handler that only awaited
-    its queue would never notice a disconnect and would stall shutdown."""
+    its queue would never notice a disconnect and would stall shutdown.
 
-    async def receive_until_disconnect() -> None:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
+    When the watch ends (a disconnect, or an error, which is then raised
+    here) it cancels this task; that cancel, and only that one (counted with
+    `uncancel`), ends `stream` quietly. A cancel from outside passes on."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    finished = False
 
-    sender = asyncio.create_task(stream(), name="ws-sender")
-    receiver = asyncio.create_task(receive_until_disconnect(), name="ws-receiver")
+    async def watch() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass  # clients only send control traffic; data frames are ignored
+
+    def watch_ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and not finished:
+            handler.cancel()
+        elif not task.cancelled() and task.exception() is not None:
+            log.warning("disconnect watch failed after its stream ended: %r", task.exception())
+
+    watcher = asyncio.create_task(watch(), name="ws-receiver")
+    watcher.add_done_callback(watch_ended)
     try:
-        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        await stream()
+    except asyncio.CancelledError:
+        if not (watcher.done() and not watcher.cancelled() and handler.uncancel() == 0):
+            raise
+        error = watcher.exception()
+        if error is not None:
+            raise error from None
+    except SendErrors:
+        pass  # the client went away mid-send
     finally:
-        for task in (sender, receiver):
-            task.cancel()
-        await asyncio.gather(sender, receiver, return_exceptions=True)
-    for task in done:
-        exc = task.exception()
-        if exc is not None and not isinstance(exc, SendErrors):
-            raise exc
+        finished = True
+        watcher.cancel()  # ends at its next step; nothing to wait for

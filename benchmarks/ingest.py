@@ -1,6 +1,7 @@
 """One TCP worker's ingestion rate into Redis, against one PUBLISH per line.
 
     python -m benchmarks.ingest --lines 200000 [--connections 4] [--no-baseline]
+    python -m benchmarks.ingest --rate 1000 [--seconds 10]
 
 Starts a private redis-server, then `python -m tcp_worker --ack` on a free
 port, and writes the pre-built payload over `--connections` connections at
@@ -9,12 +10,19 @@ every line is stored in the history stream and published live. Then the same
 payload goes to a baseline server (`--serve-baseline`, below): the same
 chunked framing, but one `await PUBLISH` per line, as a naive port of the
 original design would do (PITFALLS 17). Both are separate processes, so the
-sender (this process) does not share their core. Not part of the test suite."""
+sender (this process) does not share their core. Not part of the test suite.
+
+With `--rate`, one connection sends one line per write at that pace for
+`--seconds`, and the result is the worker's (and Redis's) CPU time per line
+(utime + stime from /proc, so the sender's own cost is not in it) and the
+ack latency per line (write to its `+N`), p50 / p99."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import statistics
 import sys
 import time
 
@@ -72,6 +80,68 @@ async def serve_baseline(port: int, redis_url: str) -> None:
         await server.serve_forever()
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process so far (every thread)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def paced(port: int, rate: float, seconds: float) -> list[float]:
+    """One line per write at `rate` lines/s; return each line's ack latency."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent: list[float] = []
+    latencies: list[float] = []
+    total = int(rate * seconds)
+
+    async def acks() -> None:
+        buf = b""
+        while len(latencies) < total:
+            chunk = await reader.read(4096)
+            if not chunk:
+                raise RuntimeError(f"connection closed after {len(latencies)} acks")
+            now = time.perf_counter()
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            for ack in done:
+                for _ in range(int(ack[1:])):
+                    latencies.append(now - sent[len(latencies)])
+
+    reading = asyncio.create_task(acks())
+    start = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent.append(time.perf_counter())
+        writer.write(b"paced line %08d some payload text\n" % i)
+    await asyncio.wait_for(reading, 60)
+    writer.close()
+    await writer.wait_closed()
+    return latencies
+
+
+def run_paced(redis: RedisServer, rate: float, seconds: float) -> str:
+    port = free_port()
+    proc = Proc(python_module("tcp_worker", "--port", str(port), "--ack"),
+                env={"REDIS_URL": redis.url}, name="worker")
+    assert redis.proc is not None
+    try:
+        proc.wait_for_output("ready on")
+        asyncio.run(paced(port, rate, 1.0))  # warm-up
+        cpu0, rcpu0 = cpu_seconds(proc.pid), cpu_seconds(redis.proc.pid)
+        lat = asyncio.run(paced(port, rate, seconds))
+        cpu, rcpu = cpu_seconds(proc.pid) - cpu0, cpu_seconds(redis.proc.pid) - rcpu0
+    finally:
+        proc.stop(timeout=15)
+    lat.sort()
+    n = len(lat)
+    return (f"paced {rate:,.0f} lines/s for {seconds:g} s ({n} lines): tcp_worker "
+            f"{cpu / n * 1e6:.0f} us CPU per line, redis {rcpu / n * 1e6:.0f} us; ack latency "
+            f"p50 {statistics.median(lat) * 1e3:.2f} ms, p99 {lat[int(n * 0.99)] * 1e3:.2f} ms")
+
+
 def run_worker(redis_url: str, data: list[bytes]) -> float:
     port = free_port()
     proc = Proc(python_module("tcp_worker", "--port", str(port), "--ack"),
@@ -99,11 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--rate", type=float, help="paced mode: lines/s on one connection")
+    parser.add_argument("--seconds", type=float, default=10.0, help="paced mode: duration")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_baseline:
         asyncio.run(serve_baseline(args.serve_baseline, args.redis_url))
+        return 0
+    if args.rate:
+        server = RedisServer()
+        try:
+            print(run_paced(server, args.rate, args.seconds))
+        finally:
+            server.stop()
         return 0
     data = payloads(args.lines, args.connections)
     total = sum(p.count(b"\n") for p in data)

@@ -173,6 +173,8 @@ class Worker:
             except (RedisError, OSError, TimeoutError) as exc:
                 log.debug("heartbeat not removed: %s", exc)
         with contextlib.suppress(RedisError, OSError):
+            await self.publisher.close()
+        with contextlib.suppress(RedisError, OSError):
             await self.client.aclose()
 
 

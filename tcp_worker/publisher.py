@@ -36,9 +36,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from tcpws.backoff import Backoff
-from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT, STREAM_KEY, publish_args, pubseq_key
+from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
 from tcpws.redisconn import redact_url
 
+from .scriptcall import Entry, PublishCall
 from .stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,10 @@ class Publisher:
         """`publisher_id`: unique to this process (never reused), so that its
         sequence numbers, counted from 1, mean one batch each."""
         self._client = client
-        self._seq_key = pubseq_key(publisher_id)
+        self._call = PublishCall(client, publisher_id=publisher_id, maxlen=maxlen)
         self._seq = 0
         self._url = redact_url(redis_url)
         self._port = port
-        self._maxlen = maxlen
         self._high = max_pending_bytes
         self._low = max_pending_bytes // 2
         self._ack = ack
@@ -122,6 +122,10 @@ class Publisher:
     def redis_down(self) -> bool:
         return self._down_since is not None
 
+    async def close(self) -> None:
+        """Close the publishing connection (the client is the caller's)."""
+        await self._call.close()
+
     async def wait_flushed(self) -> None:
         """Return once nothing is pending and no call is in flight."""
         await self._flushed.wait()
@@ -158,7 +162,11 @@ class Publisher:
 
     async def _ping_and_load(self) -> None:
         await self._client.ping()
+        await self._load_script()
+
+    async def _load_script(self) -> None:
         self._sha = await self._client.script_load(PUBLISH_SCRIPT)
+        self._call.set_sha(self._sha)
 
     async def run(self) -> None:
         """Publish batches until cancelled. Cancelling loses nothing silently:
@@ -175,11 +183,11 @@ class Publisher:
                        for sender, p in batch.items() if p.lines]
             if entries:
                 self._seq += 1
-                await self._store(publish_args(self._maxlen, entries, self._seq))
+                await self._store(self._seq, entries)
             self._inflight = {}
             self._complete(batch)
 
-    async def _store(self, args: list[str | int | float]) -> None:
+    async def _store(self, seq: int, entries: list[Entry]) -> None:
         """One EVALSHA; on failure keep the batch (and its seq) and retry it
         with back-off."""
         noscript = 0
@@ -187,9 +195,8 @@ class Publisher:
             started = time.monotonic()
             try:
                 if self._sha is None:
-                    self._sha = await self._client.script_load(PUBLISH_SCRIPT)
-                stored = await self._client.evalsha(self._sha, 2, STREAM_KEY, self._seq_key,
-                                                    *args)
+                    await self._load_script()
+                stored = await self._call.call(seq, entries)
             except NoScriptError:
                 # Redis restarted (or SCRIPT FLUSH): the script did not run.
                 self._sha = None
@@ -203,7 +210,7 @@ class Publisher:
                 continue
             if stored == ALREADY_STORED:
                 log.info("batch %d was already stored (a reply was lost); not stored again",
-                         args[2])
+                         seq)
             self._recovered()
             return
 

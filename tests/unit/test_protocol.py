@@ -1,9 +1,19 @@
 import json
 
 import pytest
+from redis.asyncio.connection import Connection
 
+from tcp_worker.scriptcall import pack_head, pack_publish
 from tcpws.backoff import Backoff
-from tcpws.protocol import PUBSEQ_TTL, Entry, decode_live, parse_since, publish_args, pubseq_key
+from tcpws.protocol import (
+    PUBSEQ_TTL,
+    STREAM_KEY,
+    Entry,
+    decode_live,
+    parse_since,
+    publish_args,
+    pubseq_key,
+)
 
 
 def test_parse_since_forms() -> None:
@@ -50,3 +60,17 @@ def test_backoff_grows_caps_and_resets() -> None:
 def test_entry_is_plain() -> None:
     e = Entry((1, 0), 1, "p", 0.0, "only")
     assert e.line_count == 1 and e.id_text == "1-0"
+
+
+def test_packed_publish_is_what_redis_py_would_send() -> None:
+    """tcp_worker packs its EVALSHA itself: byte for byte redis-py's packing
+    of the idempotent form of publish_args (non-ASCII data included)."""
+    batch = [(8001, "127.0.0.1:5", 1.25, "a\nb"), (8001, "[::1]:6", 2.0, "é ☃ \x00")]
+    sha = "f" * 40
+    expected = b"".join(Connection().pack_command(
+        "EVALSHA", sha, 2, STREAM_KEY, pubseq_key("w:1:ab"),
+        *publish_args(100_000, batch, seq=12)))
+    assert pack_publish(pack_head(sha, "w:1:ab", 100_000), 12, batch) == expected
+    assert pack_publish(pack_head(sha, "w:1:ab", 100_000), 3, []) == b"".join(
+        Connection().pack_command("EVALSHA", sha, 2, STREAM_KEY, pubseq_key("w:1:ab"),
+                                  *publish_args(100_000, [], seq=3)))

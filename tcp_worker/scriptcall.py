@@ -1,0 +1,93 @@
+"""The publisher's own Redis connection: one pre-packed EVALSHA per batch.
+
+At low rates every line is its own batch, and redis-py's command path (pool
+checkout and release, the retry wrapper, a Task per write for its time-out,
+argument encoding, response callbacks) cost about as much CPU as the round
+trip itself (docs/benchmark.md finding 8). `PublishCall` keeps redis-py's
+`Connection` for what it does well — connecting (TCP, unix socket, TLS),
+AUTH, SELECT, CLIENT SETNAME, parsing replies — and skips the rest:
+
+* the command's constant head (sha, keys, MAXLEN, channel) is packed once,
+  the rest once per call, into one `bytes` written with one call;
+* the whole call (connect if needed, write, read) runs under one time-out.
+
+The connection is separate from the client's pool (heartbeats use that), so
+a publish never waits behind another command. Errors are redis-py's: any
+`RedisError` or `OSError` (a time-out is `TimeoutError`, an `OSError`) leaves
+the connection closed, and the next call connects again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
+
+from tcpws.protocol import LIVE_CHANNEL, PUBSEQ_TTL, STREAM_KEY, pubseq_key
+
+Entry = tuple[int, str, float, str]  # port, peer, ts, data: as protocol.publish_args
+
+
+def bulk(value: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def pack_publish(head: bytes, seq: int, entries: list[Entry]) -> bytes:
+    """EVALSHA of PUBLISH_SCRIPT in its idempotent form, packed: `head` from
+    `pack_head`, then ARGV[3:] as `protocol.publish_args(..., seq)` gives it."""
+    parts = [b"*%d\r\n" % (9 + 4 * len(entries)), head, bulk(b"%d" % seq), _TTL]
+    for port, peer, ts, data in entries:
+        raw = data.encode()  # up to megabytes: copied once more, by the join
+        parts += (bulk(b"%d" % port), bulk(peer.encode()), bulk(b"%.3f" % ts),
+                  b"$%d\r\n" % len(raw), raw, b"\r\n")
+    return b"".join(parts)
+
+
+def pack_head(sha: str, publisher_id: str, maxlen: int) -> bytes:
+    """EVALSHA sha 2 STREAM_KEY pubseq_key MAXLEN channel (no array header)."""
+    return b"".join(bulk(str(arg).encode()) for arg in (
+        "EVALSHA", sha, 2, STREAM_KEY, pubseq_key(publisher_id), maxlen, LIVE_CHANNEL))
+
+
+_TTL = bulk(b"%d" % PUBSEQ_TTL)
+
+
+class PublishCall:
+    """Calls PUBLISH_SCRIPT over a connection of its own (see module doc)."""
+
+    def __init__(self, client: aioredis.Redis, *, publisher_id: str, maxlen: int) -> None:
+        """Connects like `client` does, with its socket time-out (default 5 s)
+        as the time-out of a whole call."""
+        pool = client.connection_pool
+        # No socket time-out inside redis-py (it would wrap each write in a
+        # Task): `call` puts one time-out around the whole call instead.
+        kwargs: dict[str, Any] = {**pool.connection_kwargs, "socket_timeout": None}
+        self._timeout: float = pool.connection_kwargs.get("socket_timeout") or 5.0
+        self._conn: AbstractConnection = pool.connection_class(**kwargs)
+        self._publisher_id = publisher_id
+        self._maxlen = maxlen
+        self._head = b""
+
+    def set_sha(self, sha: str) -> None:
+        """The script's SHA1, from SCRIPT LOAD."""
+        self._head = pack_head(sha, self._publisher_id, self._maxlen)
+
+    async def call(self, seq: int, entries: list[Entry]) -> Any:
+        """One round trip; returns the script's reply (entries stored, or
+        protocol.ALREADY_STORED). Raises NoScriptError when Redis lost the
+        script, RedisError or OSError when the call may or may not have run."""
+        packed = pack_publish(self._head, seq, entries)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._conn.send_packed_command(packed, check_health=False)
+                return await self._conn.read_response()
+        except TimeoutError:
+            # Cancelled inside redis-py, which then closes the connection;
+            # make sure of it: a late reply must never answer the next call.
+            await self._conn.disconnect(nowait=True)
+            raise
+
+    async def close(self) -> None:
+        await self._conn.disconnect(nowait=True)

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
 from starlette.datastructures import QueryParams
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tcpws.protocol import StreamId, parse_since
 from web.backlog import SlowClientRule
@@ -83,7 +84,13 @@ def token_ok(config: WebConfig, ws: WebSocket) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), config.ws_token.encode())
 
 
-def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
+def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
+    """The ASGI app: `/ws` handshakes go straight to `stream`, everything
+    else (lifespan included) to FastAPI. Idle WebSockets are most of what a
+    front end holds, and FastAPI's router, dependency machinery, exit stacks
+    and middleware frames stay alive for the whole life of each one (about
+    9 KB per connection, docs/benchmark.md finding 9); `/ws` needs none of
+    them: an error in it reaches uvicorn exactly as through Starlette."""
     hub = hub or Hub(config)
 
     @asynccontextmanager
@@ -103,7 +110,6 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
         await ws.accept()
         await ws.close(1008, fit_close_reason(reason))
 
-    @app.websocket("/ws")
     async def stream(ws: WebSocket) -> None:
         if not origin_allowed(config, ws.headers.get("origin")):
             hub.stats.drop("origin")
@@ -154,7 +160,14 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
-    return app
+
+    async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/ws":
+            await stream(WebSocket(scope, receive, send))
+        else:
+            await app(scope, receive, send)
+
+    return asgi
 
 
 def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:

@@ -142,13 +142,16 @@ def run_paced(redis: RedisServer, rate: float, seconds: float) -> str:
             f"p50 {statistics.median(lat) * 1e3:.2f} ms, p99 {lat[int(n * 0.99)] * 1e3:.2f} ms")
 
 
-def run_worker(redis_url: str, data: list[bytes]) -> float:
+def run_worker(redis_url: str, data: list[bytes]) -> tuple[float, float]:
+    """Seconds until every line is acked, and the worker's CPU seconds meanwhile."""
     port = free_port()
     proc = Proc(python_module("tcp_worker", "--port", str(port), "--ack"),
                 env={"REDIS_URL": redis_url}, name="worker")
     try:
         proc.wait_for_output("ready on")
-        return asyncio.run(blast(port, data))
+        cpu = cpu_seconds(proc.pid)
+        secs = asyncio.run(blast(port, data))
+        return secs, cpu_seconds(proc.pid) - cpu
     finally:
         proc.stop(timeout=15)
 
@@ -188,10 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(p.count(b"\n") for p in data)
     server = RedisServer()
     try:
-        secs = run_worker(server.url, data)
+        secs, cpu = run_worker(server.url, data)
         rate = total / secs
         print(f"tcp_worker: {total} lines over {args.connections} connections stored "
-              f"in {secs:.2f} s: {rate:,.0f} lines/s")
+              f"in {secs:.2f} s: {rate:,.0f} lines/s, {cpu / total * 1e9:.0f} ns CPU per line")
         if not args.no_baseline:
             # The baseline is slow: a tenth of the lines measures its rate well.
             small = payloads(max(args.connections, args.lines // 10), args.connections)

@@ -62,7 +62,8 @@ class _Pending:
     """One connection's lines waiting for the next call."""
 
     ts: float
-    lines: list[str] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)  # each: lines joined by "\n"
+    count: int = 0  # lines in `blocks`
     done: int = 0  # lines to ack once stored: these plus ones dropped by rule
     nbytes: int = 0
 
@@ -98,18 +99,21 @@ class Publisher:
 
     # -- called by connections (synchronous, on the loop thread) --
 
-    def submit(self, sender: Sender, lines: list[str], done: int, nbytes: int) -> None:
-        """Queue `lines` (and `done` lines to ack, >= len(lines)) of `sender`."""
+    def submit(self, sender: Sender, text: str, count: int, done: int, nbytes: int) -> None:
+        """Queue `count` lines of `sender`, joined by "\n" in `text` (and
+        `done` lines to ack, >= count)."""
         if done == 0:
             return
         pending = self._pending.get(sender)
         if pending is None:
             pending = self._pending[sender] = _Pending(time.time())
-        pending.lines += lines
+        if count:
+            pending.blocks.append(text)
+            pending.count += count
         pending.done += done
         pending.nbytes += nbytes
         self._pending_bytes += nbytes
-        self._stats.unpublished += len(lines)
+        self._stats.unpublished += count
         if self._pending_bytes > self._high and not self.paused:
             self._update_flow()
         self._flushed.clear()
@@ -179,8 +183,8 @@ class Publisher:
                 continue
             batch, self._pending = self._pending, {}
             self._inflight = batch
-            entries = [(self._port, sender.peer, p.ts, "\n".join(p.lines))
-                       for sender, p in batch.items() if p.lines]
+            entries = [(self._port, sender.peer, p.ts, "\n".join(p.blocks))
+                       for sender, p in batch.items() if p.count]
             if entries:
                 self._seq += 1
                 await self._store(self._seq, entries)
@@ -236,7 +240,7 @@ class Publisher:
         """Account for a stored batch, ack it, let closing connections go."""
         stored = 0
         for sender, p in batch.items():
-            stored += len(p.lines)
+            stored += p.count
             self._pending_bytes -= p.nbytes
             if self._ack:
                 sender.write_ack(p.done)

@@ -62,16 +62,16 @@ class Connection(asyncio.Protocol):
             return
         self.last_active = time.monotonic()
         self._stats.bytes += len(data)
-        lines = self._framer.feed(data)
+        text, count = self._framer.feed_block(data)
         dropped = self._count_drops()
-        self._publisher.submit(self, lines, len(lines) + dropped, len(data))
+        self._publisher.submit(self, text, count, count + dropped, len(data))
 
     def eof_received(self) -> bool:
         """Half-close: publish the tail, keep the socket open for the acks."""
         if not self.closing and not self.rejected:
-            lines = self._framer.finish()
+            text, count = self._framer.finish_block()
             dropped = self._count_drops()
-            self._publisher.submit(self, lines, len(lines) + dropped, 0)
+            self._publisher.submit(self, text, count, count + dropped, 0)
         self.close_when_flushed()
         return True
 

@@ -143,3 +143,33 @@ def test_counts_for_acks_include_dropped_lines() -> None:
     lines = framer.feed(b"a\n\ntoolong\nb\n")
     assert lines == ["a", "b"]
     assert framer.dropped == 2
+
+
+@settings(max_examples=250, deadline=None)
+@given(stream=streams, cuts=st.lists(st.integers(min_value=0), max_size=20),
+       limit=st.integers(min_value=1, max_value=12))
+def test_blocks_are_the_lines_joined(stream: bytes, cuts: list[int], limit: int) -> None:
+    """feed_block/finish_block: each Block is its lines joined by "\\n", and
+    the blocks of any chunking add up to the whole stream's lines."""
+    framer = Framer(limit)
+    blocks = [framer.feed_block(chunk) for chunk in split_at(stream, cuts)]
+    blocks.append(framer.finish_block())
+    want_lines, _, _ = reference(stream, limit)
+    assert sum(b.line_count for b in blocks) == len(want_lines)
+    assert all(b.line_count == (b.text.count("\n") + 1 if b.text else 0) for b in blocks)
+    assert "\n".join(b.text for b in blocks if b.line_count) == "\n".join(want_lines)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lengths=st.lists(st.integers(min_value=0, max_value=260), max_size=80),
+       crlf=st.booleans(), limit=st.integers(min_value=64, max_value=200))
+def test_long_lines_found_among_many_in_big_chunks(lengths: list[int], crlf: bool,
+                                                   limit: int) -> None:
+    """Lines around the limit (and limit + 1 with its "\\r") in chunks far
+    bigger than the limit: the jumping scan finds exactly the long ones."""
+    end = b"\r\n" if crlf else b"\n"
+    stream = b"".join(b"%c" % (97 + i % 26) * n + end for i, n in enumerate(lengths))
+    lines, framer = frame_chunks([stream], limit)
+    want_lines, want_long, want_empty = reference(stream, limit)
+    assert lines == want_lines
+    assert (framer.dropped_long, framer.dropped_empty) == (want_long, want_empty)

@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 FORMATS = ("raw", "json")
+# A handshake that arrives before the first Redis read is held this long,
+# then refused with 1013 (the page and resuming clients simply retry).
+START_WAIT = 5.0
+UNAVAILABLE = (1013, "redis unavailable, try again later")
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,11 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
             params = parse_params(ws.query_params)
         except ValueError as exc:
             await refuse(ws, "bad_request", str(exc))
+            return
+        if not await hub.wait_positioned(START_WAIT):
+            hub.stats.drop("unavailable")
+            await ws.accept()
+            await ws.close(*UNAVAILABLE)
             return
         await ws.accept()
         if hub.registry.closing is not None:

@@ -71,6 +71,9 @@ class Broadcaster:
         self._ever_ready = False
         self.ready = False
         self.last_id: StreamId | None = None
+        # Set once `last_id` has a value: from then on every entry stored
+        # later reaches every subscriber, live or through a gap fill.
+        self.positioned = asyncio.Event()
 
     def add(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)
@@ -106,6 +109,7 @@ class Broadcaster:
                 # any: the stream's newest entry, read before subscribing so
                 # nothing between the two is missed (PITFALLS 36).
                 self.last_id = await self._stream_head() or (0, 0)
+                self.positioned.set()
             async with asyncio.timeout(self._probe_timeout):
                 await pubsub.subscribe(LIVE_CHANNEL, self._probe_channel)
                 early = await self._await_subscribed(pubsub)

@@ -49,6 +49,18 @@ class Hub:
     def ready(self) -> bool:
         return self._broadcaster is not None and self._broadcaster.ready
 
+    async def wait_positioned(self, budget: float) -> bool:
+        """Wait until the broadcaster knows where the stream stood when it
+        first connected (True), or `budget` seconds pass (False). A client
+        accepted before that could miss a line stored between its handshake
+        and that first read: the read would count the line as already seen."""
+        try:
+            async with asyncio.timeout(budget):
+                await self.broadcaster.positioned.wait()
+        except TimeoutError:
+            return False
+        return True
+
     @property
     def commands(self) -> aioredis.Redis:
         assert self._commands is not None, "hub not started"

@@ -23,7 +23,7 @@ from tcpws.protocol import (
     publish_args,
     pubseq_key,
 )
-from tests.helpers import Proc, free_port, python_module, wait_until
+from tests.helpers import Proc, RedisServer, free_port, python_module, wait_until
 
 
 def publish(client: redis.Redis, publisher: str, seq: int, data: str) -> object:
@@ -57,6 +57,25 @@ def test_a_replayed_call_stores_once(redis_url: str) -> None:
     finally:
         pubsub.close()
         client.close()
+
+
+def test_a_replay_after_a_durable_redis_is_killed_stores_nothing() -> None:
+    """With the AOF (--redis-durable), the seq persists with the lines: the
+    retry of a call whose reply died with Redis is recognised after restart."""
+    server = RedisServer(durable=True)
+    try:
+        client = redis.Redis.from_url(server.url)
+        assert publish(client, "w:1:cc", 1, "kept") == 1
+        client.close()
+        server.kill()
+        server.start()
+        client = redis.Redis.from_url(server.url)
+        assert client.xlen(STREAM_KEY) == 1  # the AOF has the lines ...
+        assert publish(client, "w:1:cc", 1, "kept") == ALREADY_STORED  # ... and the seq
+        assert client.xlen(STREAM_KEY) == 1
+        client.close()
+    finally:
+        server.stop()
 
 
 class ReplyDroppingProxy:

@@ -25,12 +25,11 @@ success. The seq is stored by the same script as the lines, so both survive
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
@@ -40,6 +39,7 @@ from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
 from tcpws.redisconn import redact_url
 
 from .scriptcall import Entry, PublishCall
+from .startup import wait_for_redis
 from .stats import WorkerStats
 
 log = logging.getLogger(__name__)
@@ -137,32 +137,9 @@ class Publisher:
     # -- the task --
 
     async def wait_for_redis(self, stop: asyncio.Event) -> bool:
-        """Start-up: retry PING (+ SCRIPT LOAD) with back-off until it works
-        (True) or `stop` is set (False). Never raises for Redis being down:
-        under honcho Redis may well start after us."""
-        last_error = ""
-        attempts = 0
-        while not stop.is_set():
-            attempts += 1
-            try:
-                if not await _unless(stop, self._ping_and_load()):
-                    break
-            except (RedisError, OSError) as exc:
-                error = str(exc) or type(exc).__name__
-                if error != last_error:
-                    log.warning("Redis at %s not reachable (%s); retrying with back-off",
-                                self._url, error)
-                    last_error = error
-                else:
-                    log.debug("Redis at %s still not reachable (attempt %d)", self._url, attempts)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self._backoff.next_delay())
-                continue
-            if last_error:
-                log.info("Redis at %s answers after %d attempts", self._url, attempts)
-            self._backoff.succeeded()
-            return True
-        return False
+        """Start-up: PING + SCRIPT LOAD until it works (True) or `stop` is set
+        (False); see `startup.wait_for_redis`."""
+        return await wait_for_redis(self._ping_and_load, stop, self._url, self._backoff)
 
     async def _ping_and_load(self) -> None:
         await self._client.ping()
@@ -264,21 +241,3 @@ class Publisher:
             log.debug("reading %s (%d bytes pending)", "paused" if paused else "resumed",
                       self._pending_bytes)
             self._set_paused(paused)
-
-
-async def _unless(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> bool:
-    """Run `work` unless `stop` is set first (then cancel it and return False):
-    a connect to an unresponsive host must not delay a stop (PITFALLS 28)."""
-    task = asyncio.ensure_future(work)
-    stopper = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopper.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return False
-    task.result()  # re-raise its error, if any
-    return True

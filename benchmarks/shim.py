@@ -1,16 +1,18 @@
 """Run one of our process modules with an implementation choice swapped in,
 to measure what that choice is worth without editing the module.
 
-    BENCH_SHIM="uvloop,orjson,ws=wsproto,loop=asyncio" \\
+    BENCH_SHIM="nouvloop,stdjson,ws=wsproto,loop=asyncio" \\
         python -m benchmarks.shim tcp_worker --port 8001 ...
 
-* `uvloop`: install uvloop's event-loop policy (the module's `asyncio.run`
-  then runs on uvloop);
-* `resp2`: redis-py speaks RESP2 (pub/sub messages are plain arrays, not
-  RESP3 push notifications);
+Each option undoes or swaps one choice that the benchmark showed pays
+(docs/benchmark.md), so what it is worth can be measured again:
+
+* `nouvloop`: hide uvloop, so the tcp worker runs on the stdlib loop;
+* `resp3`: the web's subscriber speaks redis-py 8's default RESP3 (pub/sub
+  messages as push notifications) instead of RESP2;
 * `nohiredis`: hide hiredis, so redis-py parses replies in pure Python;
-* `orjson`: decode the live messages (`tcpws.protocol.decode_live`) with
-  orjson instead of the stdlib json;
+* `stdjson`: decode the live messages (`tcpws.protocol.decode_live`) with
+  the stdlib json instead of orjson;
 * `ws=IMPL`, `loop=IMPL`: what uvicorn's "auto" means for its WebSocket
   implementation (websockets, websockets-sansio, wsproto) and event loop.
 
@@ -28,21 +30,17 @@ import types
 def apply(options: list[str]) -> None:
     for option in options:
         name, _, value = option.partition("=")
-        if name == "uvloop":
-            import uvloop
-            uvloop.install()
-        elif name == "resp2":  # redis-py 8 speaks RESP3 unless told otherwise
-            import redis.asyncio.connection
-            setattr(redis.asyncio.connection, "DEFAULT_RESP_VERSION", 2)  # noqa: B010
+        if name == "nouvloop":  # tcp_worker falls back to asyncio.run
+            sys.modules["uvloop"] = None  # type: ignore[assignment]
+        elif name == "resp3":
+            import web.broadcaster
+            setattr(web.broadcaster, "SUBSCRIBER_RESP", 3)  # noqa: B010
         elif name == "nohiredis":  # redis-py falls back to its pure-Python parser
             sys.modules["hiredis"] = None  # type: ignore[assignment]
-        elif name == "orjson":
-            import orjson
-
+        elif name == "stdjson":
             import tcpws.protocol
-            fast = types.SimpleNamespace(**vars(json))
-            fast.loads = orjson.loads
-            setattr(tcpws.protocol, "json", fast)  # noqa: B010 (a module attribute)
+            slow = types.SimpleNamespace(loads=json.loads)
+            setattr(tcpws.protocol, "orjson", slow)  # noqa: B010 (a module attribute)
         elif name in ("ws", "loop"):
             from uvicorn import config
             table = config.WS_PROTOCOLS if name == "ws" else config.LOOP_FACTORIES

@@ -28,6 +28,9 @@ def find_redis_server() -> str:
     raise RedisNotFound(f"no redis-server on PATH and none at {candidate}")
 
 
+PUBSUB_LIMIT = ("256mb", "64mb", "60")  # hard, soft, soft seconds
+
+
 def redis_argv(
     binary: str,
     *,
@@ -42,7 +45,12 @@ def redis_argv(
     With `durable_dir`, it keeps an append-only file fsynced on every write,
     so an acknowledged line is on disk."""
     argv = [binary, "--daemonize", "no", "--port", str(port), "--bind", bind,
-            "--save", "", "--loglevel", "warning"]
+            "--save", "", "--loglevel", "warning",
+            # A web process behind a flat-out burst is cut by Redis's default
+            # 32 MB pub/sub limit and must then refill from the history;
+            # give it room (PITFALLS 14). Only our web processes subscribe.
+            "--client-output-buffer-limit", "pubsub", PUBSUB_LIMIT[0], PUBSUB_LIMIT[1],
+            PUBSUB_LIMIT[2]]
     if unixsocket:
         argv += ["--unixsocket", unixsocket, "--unixsocketperm", "700"]
     if durable_dir:

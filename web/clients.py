@@ -71,6 +71,7 @@ class Client:
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[object] | None = None
         self._in_send = False
+        self._send_started = 0.0
         self._overflow_cancel = False
         self._grace_timer: asyncio.TimerHandle | None = None
 
@@ -91,8 +92,10 @@ class Client:
                 return
             batch = filtered
         loop = asyncio.get_running_loop()
-        verdict = self._backlog.add(self._weight(batch), loop.time())
-        if verdict is Verdict.TOO_SLOW:
+        now = loop.time()
+        verdict = self._backlog.add(self._weight(batch), now)
+        if verdict is Verdict.TOO_SLOW or (
+                self._in_send and self._backlog.rule.send_stalled(self._send_started, now)):
             self._overflow()
             return
         if verdict is Verdict.CROSSED:
@@ -190,6 +193,7 @@ class Client:
         text = "[" + ",".join(parts) + "]" if self.json else "\n".join(parts)
         self._task = asyncio.current_task()
         self._in_send = True
+        self._send_started = asyncio.get_running_loop().time()
         try:
             await self.ws.send_text(text)
         except asyncio.CancelledError:

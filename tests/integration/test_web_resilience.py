@@ -25,6 +25,14 @@ from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
     start_web_fixture,
 )
 
+SLOW_DROP = re.compile(r'^tcpws_web_client_drops_total\{reason="slow"\} (\S+)$', re.M)
+
+
+async def slow_drops(web: Any) -> float:
+    """Clients this web process has cut as too slow, from its /metrics."""
+    match = SLOW_DROP.search((await web.aget("/metrics"))[1].decode())
+    return float(match.group(1)) if match else 0.0
+
 
 async def pause() -> None:
     await asyncio.sleep(0.001)  # pacing the publisher, not synchronisation
@@ -79,40 +87,48 @@ async def test_resume_with_since_has_no_gap_and_no_duplicate(
 
 async def test_a_client_that_never_reads_is_closed_and_others_get_everything(
         redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
-    """256 KiB bound, so the 2 MiB hard bound (8x) or the 2 s grace cuts the
-    stalled client while 10 readers get every one of ~10 MiB of lines."""
+    """Lines keep coming (~64 KiB entries) until the stalled client is cut —
+    by its frame waiting past the 2 s grace, or its backlog — while 10
+    readers get every line, and memory stays bounded."""
     web = start_web(redis_url, "--client-queue-bytes", str(256 * 1024))
     stalled_sock = socket.socket()
     # A small receive buffer, so the kernel cannot soak up the whole test
     # (PITFALLS 29); the server's send buffer still takes a few MiB.
     stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled_sock.connect(("127.0.0.1", web.port))
-    entries, lines_per_entry = 160, 64
+    lines_per_entry, max_entries = 64, 2000
     async with contextlib.AsyncExitStack() as stack:
         stalled = await stack.enter_async_context(web.ws(sock=stalled_sock, max_queue=1))
         readers = [await stack.enter_async_context(web.ws()) for _ in range(10)]
 
-        async def feed() -> None:
-            for e in range(entries):
+        async def feed() -> int:
+            """Publish until the web has cut a slow client; then "end"."""
+            for e in range(max_entries):
                 data = "\n".join(f"{e:04d}.{i:02d}" + "x" * 1000 for i in range(lines_per_entry))
                 await publisher.publish((8001, data))
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.005)  # pacing the publisher, not synchronisation
+                if e % 20 == 19 and await slow_drops(web):
+                    break
+            await publisher.publish((8001, "end"))
+            return (e + 1) * lines_per_entry
 
         async def read_all(ws: Any) -> int:
             got = 0
-            while got < entries * lines_per_entry:
-                got += str(await ws.recv()).count("\n") + 1
-            return got
+            while True:
+                frame = str(await ws.recv())
+                got += frame.count("\n") + 1
+                if frame.endswith("end"):
+                    return got - 1
 
         feeding = asyncio.create_task(feed())
         async with asyncio.timeout(90):
             counts = await asyncio.gather(*(read_all(ws) for ws in readers))
-        await feeding
-        assert counts == [entries * lines_per_entry] * len(readers)
+        sent = await feeding
+        assert sent < max_entries * lines_per_entry, "the stalled client was never cut"
+        assert counts == [sent] * len(readers)
         await recv_until_closed(stalled, within=30)
     assert (stalled.close_code, stalled.close_reason) == (1008, "too slow")
-    _, body = await web.aget("/metrics")
-    assert 'tcpws_web_client_drops_total{reason="slow"} 1.0' in body.decode()
+    assert await slow_drops(web) == 1
     status = Path(f"/proc/{web.proc.pid}/status").read_text()  # noqa: ASYNC240
     peak_kib = next(int(line.split()[1]) for line in status.splitlines()
                     if line.startswith("VmHWM"))

@@ -80,10 +80,29 @@ def test_backlog_back_under_the_bound_restarts_the_grace() -> None:
 
 def test_backlog_past_the_hard_bound_is_too_slow_at_once() -> None:
     rule = SlowClientRule(soft_bytes=100, grace=60.0)
-    assert rule.hard_bytes == 800
+    assert rule.hard_bytes == 3200
     backlog = Backlog(rule)
-    assert backlog.add(800, now=0.0) is Verdict.CROSSED
+    assert backlog.add(3200, now=0.0) is Verdict.CROSSED
     assert backlog.add(1, now=0.0) is Verdict.TOO_SLOW
+
+
+def test_a_client_that_reads_behind_a_burst_gets_another_grace() -> None:
+    """Over the bound for the whole grace, but it took a bound's worth
+    meanwhile: lagging, not stalled. Then it stalls: cut one grace later."""
+    backlog = Backlog(SlowClientRule(soft_bytes=100, grace=2.0))
+    assert backlog.add(1000, now=0.0) is Verdict.CROSSED
+    assert backlog.sent(60) is False and backlog.sent(40) is False  # 100 sent, 900 left
+    assert backlog.judge(2.0) is Verdict.OK  # renewed at 2.0
+    assert backlog.grace_left(3.0) == 1.0
+    assert backlog.sent(99) is False  # less than a bound's worth in this grace
+    assert backlog.judge(4.0) is Verdict.TOO_SLOW
+
+
+def test_a_client_that_took_too_little_during_the_grace_is_cut() -> None:
+    backlog = Backlog(SlowClientRule(soft_bytes=100, grace=2.0))
+    assert backlog.add(500, now=0.0) is Verdict.CROSSED
+    assert backlog.sent(99) is False
+    assert backlog.judge(1.9) is Verdict.OK and backlog.judge(2.0) is Verdict.TOO_SLOW
 
 
 def test_a_grace_of_zero_is_the_strict_rule() -> None:

@@ -20,6 +20,7 @@ from supervisor.child import OutputMux
 from supervisor.config import SupervisorConfig
 from supervisor.control import ControlServer, answer
 from supervisor.embedded_redis import EmbeddedRedis
+from supervisor.external_redis import wait_until_answers
 from supervisor.plan import (
     START_ORDER,
     STOP_ORDER,
@@ -35,6 +36,7 @@ from supervisor.plan import (
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.specs import SpecFactory
+from tcpws.redisconn import redact_url
 
 log = logging.getLogger("supervisor")
 
@@ -127,6 +129,12 @@ class Supervisor:
         """Start redis → web → tcp, each stage gated on readiness."""
         cfg = self.config
         for kind in START_ORDER:
+            if kind is Kind.REDIS and self.redis is None and cfg.redis_url is not None:
+                log.info("waiting for Redis at %s", redact_url(cfg.redis_url))
+                if not await wait_until_answers(cfg.redis_url, self.stop_requested):
+                    return False
+                log.info("stage redis ready (external)")
+                continue
             if kind is Kind.REDIS and self.redis is not None:
                 slots = [self._add(Kind.REDIS, "redis")]
             elif kind is Kind.WEB:

@@ -36,10 +36,10 @@ from redis.exceptions import NoScriptError, RedisError
 
 from tcpws.backoff import Backoff
 from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
+from tcpws.redis_wait import wait_for_redis
 from tcpws.redisconn import redact_url
 
 from .scriptcall import Entry, PublishCall
-from .startup import wait_for_redis
 from .stats import WorkerStats
 
 log = logging.getLogger(__name__)

@@ -85,6 +85,7 @@ class Broadcaster:
         """Run until cancelled; never raises for Redis trouble."""
         backoff = Backoff(base=0.2, cap=5.0, reset_after=10.0)
         where = redisconn.redact_url(self._url)
+        last_error = ""
         while True:
             started = time.monotonic()
             try:
@@ -94,8 +95,11 @@ class Broadcaster:
                 backoff.succeeded(ran_for=time.monotonic() - started)
                 delay = backoff.next_delay()
                 what = "subscription lost" if was_ready else "unreachable"
-                log.warning("redis %s at %s: %s; retrying in %.1fs",
-                            what, where, str(exc) or type(exc).__name__, delay)
+                error = str(exc) or type(exc).__name__
+                # One warning per outage and per new kind of error, not per attempt.
+                level = logging.WARNING if was_ready or error != last_error else logging.DEBUG
+                last_error = error
+                log.log(level, "redis %s at %s: %s; retrying in %.1fs", what, where, error, delay)
                 await asyncio.sleep(delay)
 
     async def _session(self) -> None:

@@ -1,4 +1,4 @@
-"""Start-up: wait for Redis without ever giving up, and without delaying a stop.
+"""Waiting for Redis at start-up, without ever giving up and without delaying a stop.
 
 Under honcho Redis may well start after the tcp worker, and a connect to an
 unresponsive host can hang for its whole time-out: the wait retries with

@@ -100,16 +100,21 @@ def _seconds(text: str) -> float:
 
 
 class StopFlag:
-    """Set by SIGTERM/SIGINT; a second signal also sets `hurry` (skip waiting)."""
+    """Set by SIGTERM/SIGINT; a second signal also sets `hurry` (skip waiting).
+
+    Plain booleans, read by loops that sleep POLL_INTERVAL at a time: a
+    handler that set a `threading.Event` the main thread was waiting on could
+    deadlock on the Event's own (non-reentrant) lock, the signal having
+    arrived while `wait()` held it; honcho then SIGKILLed us 5 s later."""
 
     def __init__(self) -> None:
-        self.should_exit = threading.Event()
-        self.hurry = threading.Event()
+        self.should_exit = False
+        self.hurry = False
 
     def handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.should_exit.is_set():
-            self.hurry.set()
-        self.should_exit.set()
+        if self.should_exit:
+            self.hurry = True
+        self.should_exit = True
 
 
 def _forward(stream: IO[bytes]) -> None:
@@ -148,13 +153,13 @@ def wait_ready(proc: subprocess.Popen[bytes], client: redis.Redis, stop: StopFla
     """True once *our* redis-server answers: PING alone could be answered by
     another server already holding the port, while ours fails to bind."""
     deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None and not stop.should_exit.is_set():
+    while time.monotonic() < deadline and proc.poll() is None and not stop.should_exit:
         try:
             if int(client.info("server").get("process_id", -1)) == proc.pid:
                 return True
         except redis.exceptions.RedisError:
             pass
-        stop.should_exit.wait(POLL_INTERVAL)
+        time.sleep(POLL_INTERVAL)
     return False
 
 
@@ -164,7 +169,7 @@ def wait_for_workers(client: redis.Redis, proc: subprocess.Popen[bytes], grace: 
     second signal says hurry."""
     deadline = time.monotonic() + grace
     announced = False
-    while proc.poll() is None and not stop.hurry.is_set():
+    while proc.poll() is None and not stop.hurry:
         count = tcp_workers_connected(client)
         if not count:
             log.info("no tcp worker connected: stopping redis")
@@ -176,7 +181,7 @@ def wait_for_workers(client: redis.Redis, proc: subprocess.Popen[bytes], grace: 
             log.warning("grace of %.1fs passed with %d tcp worker(s) still connected: "
                         "stopping redis anyway", grace, count)
             return
-        stop.hurry.wait(POLL_INTERVAL)
+        time.sleep(POLL_INTERVAL)
 
 
 def stop_redis(proc: subprocess.Popen[bytes]) -> int:
@@ -205,7 +210,7 @@ def run(config: RedisEntryConfig) -> int:
                          socket_connect_timeout=1.0, client_name="tcpws-redis-entry")
     try:
         if not wait_ready(proc, client, stop):
-            if stop.should_exit.is_set():
+            if stop.should_exit:
                 stop_redis(proc)
                 return 0
             log.error("redis-server did not start on 127.0.0.1:%d (exit code %s; its output "
@@ -214,7 +219,8 @@ def run(config: RedisEntryConfig) -> int:
             stop_redis(proc)
             return 1
         log.info("redis ready on 127.0.0.1:%d (redis-server pid %d)", config.port, proc.pid)
-        while not stop.should_exit.wait(0.2):
+        while not stop.should_exit:
+            time.sleep(POLL_INTERVAL)
             if proc.poll() is not None:
                 log.error("redis-server exited unexpectedly with code %s", proc.returncode)
                 return 1

@@ -36,7 +36,6 @@ from supervisor.plan import (
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.specs import SpecFactory
-from tcpws.redisconn import redact_url
 
 log = logging.getLogger("supervisor")
 
@@ -130,10 +129,8 @@ class Supervisor:
         cfg = self.config
         for kind in START_ORDER:
             if kind is Kind.REDIS and self.redis is None and cfg.redis_url is not None:
-                log.info("waiting for Redis at %s", redact_url(cfg.redis_url))
                 if not await wait_until_answers(cfg.redis_url, self.stop_requested):
                     return False
-                log.info("stage redis ready (external)")
                 continue
             if kind is Kind.REDIS and self.redis is not None:
                 slots = [self._add(Kind.REDIS, "redis")]

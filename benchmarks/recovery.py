@@ -38,6 +38,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from benchmarks.measure import wait_for
+from benchmarks.scenarios import worker_on_port
 from benchmarks.systems import Ours, http_ok
 
 
@@ -92,7 +93,6 @@ def e2e(system: Ours, lines: int = 10_000) -> dict[str, Any]:
 
 def kill_tcp(system: Ours) -> float:
     port = system.tcp_ports[0]
-    from benchmarks.scenarios import worker_on_port
     victim = worker_on_port(system, port)
     with ws(system) as client:
         tag = f"tcpkill{time.monotonic_ns()}"

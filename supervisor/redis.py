@@ -204,7 +204,7 @@ def run(config: RedisEntryConfig) -> int:
     try:
         proc = spawn_redis(config.port)
     except RedisNotFound as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 2
     client = redis.Redis(host="127.0.0.1", port=config.port, socket_timeout=1.0,
                          socket_connect_timeout=1.0, client_name="tcpws-redis-entry")

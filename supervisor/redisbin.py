@@ -49,8 +49,7 @@ def redis_argv(
             # A web process behind a flat-out burst is cut by Redis's default
             # 32 MB pub/sub limit and must then refill from the history;
             # give it room (PITFALLS 14). Only our web processes subscribe.
-            "--client-output-buffer-limit", "pubsub", PUBSUB_LIMIT[0], PUBSUB_LIMIT[1],
-            PUBSUB_LIMIT[2]]
+            "--client-output-buffer-limit", "pubsub", *PUBSUB_LIMIT]
     if unixsocket:
         argv += ["--unixsocket", unixsocket, "--unixsocketperm", "700"]
     if durable_dir:

@@ -138,7 +138,7 @@ class Publisher:
 
     async def wait_for_redis(self, stop: asyncio.Event) -> bool:
         """Start-up: PING + SCRIPT LOAD until it works (True) or `stop` is set
-        (False); see `startup.wait_for_redis`."""
+        (False); see `tcpws.redis_wait.wait_for_redis`."""
         return await wait_for_redis(self._ping_and_load, stop, self._url, self._backoff)
 
     async def _ping_and_load(self) -> None:

@@ -9,7 +9,8 @@ whose backlog (counted in bytes, PITFALLS 29) stays too big is closed with
 1008 "too slow"; its queue is dropped and a send blocked on it abandoned.
 
 "Too slow" is judged by `web.backlog`: over the byte bound for longer than
-a grace, or over a hard bound at once.
+a grace without progress, over a hard bound at once, or a frame waiting for
+its socket longer than the grace while lines keep arriving.
 """
 
 from __future__ import annotations
@@ -221,8 +222,9 @@ class Client:
         except TooSlow:
             self._stats.drop("slow")
             rule = self._backlog.rule
-            log.warning("client %s too slow (backlog over %d bytes for %gs, or over %d): "
-                        "closing 1008", self.peer, rule.soft_bytes, rule.grace, rule.hard_bytes)
+            log.warning("client %s too slow (backlog over %d bytes for %gs without progress, "
+                        "over %d, or a frame unsent for %gs): closing 1008", self.peer,
+                        rule.soft_bytes, rule.grace, rule.hard_bytes, rule.grace)
             await self.close(*TOO_SLOW)
         finally:
             self.drop_queued()  # the grace timer must not outlive the client

@@ -111,8 +111,9 @@ class WebConfig:
                        help="per-client queue bound in bytes (TCPWS_CLIENT_QUEUE_BYTES)")
         p.add_argument("--slow-client-grace", type=_seconds,
                        default=env("TCPWS_SLOW_CLIENT_GRACE", "2"),
-                       help="seconds a client's queue may stay over its bound before it is "
-                            "closed as too slow; 8x the bound closes at once "
+                       help="seconds a client's queue may stay over its bound without progress, "
+                            "or one frame wait for its socket, before it is closed as too "
+                            "slow; 32x the bound closes at once "
                             "(TCPWS_SLOW_CLIENT_GRACE)")
         p.add_argument("--shutdown-timeout", type=_seconds,
                        default=env("TCPWS_SHUTDOWN_TIMEOUT", "5"),

@@ -1,0 +1,80 @@
+"""Helpers for the browser and reverse-proxy tests of the web port's safe
+defaults: a `python -m web` of the test's own, lines published exactly as a
+tcp worker publishes them, and a page of another origin (a tiny
+`http.server` on another loopback port) that tries to read our stream."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+
+import redis
+
+from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tests.helpers import Proc, free_port, python_module
+
+# The other site's page: no CSP of ours applies to it, so an inline script.
+FOREIGN_PAGE = """<!doctype html><title>another site</title>
+<script>
+window.got = []; window.opened = false; window.ended = false;
+const ws = new WebSocket(new URLSearchParams(location.search).get("target"));
+ws.onopen = () => { window.opened = true; };
+ws.onmessage = (ev) => { window.got.push(ev.data); };
+ws.onerror = () => { window.ended = true; };
+ws.onclose = () => { window.ended = true; };
+</script>"""
+
+
+@contextlib.contextmanager
+def web_process(redis_url: str, *args: str, port: int | None = None) -> Iterator[Proc]:
+    port = port or free_port()
+    proc = Proc(python_module("web", "--port", str(port), "--redis-url", redis_url,
+                              "--name", f"web.test.{port}", *args), name=f"web:{port}")
+    proc.port = port  # type: ignore[attr-defined]
+    try:
+        proc.wait_for_output(r"ready: serving", timeout=20)
+        yield proc
+    finally:
+        proc.stop(timeout=10)
+        if proc.popen.stdout is not None:
+            proc.popen.stdout.close()
+
+
+def publish(redis_url: str, *lines: str, port: int = 8001) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        batch = [(port, "127.0.0.1:5000", time.time(), line) for line in lines]
+        client.eval(PUBLISH_SCRIPT, 1, STREAM_KEY, *publish_args(100_000, batch))
+    finally:
+        client.close()
+
+
+class _ForeignPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = FOREIGN_PAGE.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def foreign_site() -> Iterator[str]:
+    """The origin (`http://127.0.0.1:PORT`) of another site's page, served
+    at `/?target=WS_URL`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForeignPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

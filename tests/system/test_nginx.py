@@ -122,3 +122,14 @@ def test_behind_nginx_under_a_prefix(browser: Any, nginx_for: Any,  # noqa: F811
                      origin=f"http://127.0.0.1:{port}") as ws:  # type: ignore[arg-type]
             publish(redis_url, "same-origin via nginx")
             assert ws.recv(timeout=10) == "same-origin via nginx"
+
+
+def test_documented_snippet_is_the_tested_file() -> None:
+    """The snippet shown to users is the file this test runs, comments aside."""
+    def config_lines(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.strip() and
+                not line.lstrip().startswith("#")]
+
+    readme = (ROOT / "contrib" / "nginx" / "README.md").read_text()
+    shown = readme.split("```nginx\n", 1)[1].split("```", 1)[0]
+    assert config_lines(shown) == config_lines(SNIPPET.read_text())

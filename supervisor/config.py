@@ -42,6 +42,9 @@ class SupervisorConfig:
     control_socket: str = ""
     tcp_worker_args: tuple[str, ...] = ()
     web_args: tuple[str, ...] = ()
+    max_clients: int = 10000
+    http_timeout: float = 10.0
+    allowed_origins: str = ""
     log_level: str = "info"
     command: tuple[str, ...] = ("run",)
     base_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -75,6 +78,11 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--control-socket": ("TCPWS_CONTROL_SOCKET", None, str, "path of the control socket"),
     "--tcp-worker-args": ("TCPWS_TCP_WORKER_ARGS", "", str, "extra flags for each tcp worker"),
     "--web-args": ("TCPWS_WEB_ARGS", "", str, "extra flags for each web process"),
+    "--max-clients": ("TCPWS_MAX_CLIENTS", 10000, int, "streams per web process, then 503"),
+    "--http-timeout": ("TCPWS_HTTP_TIMEOUT", 10.0, float,
+                       "s a web connection may take to send a request head; 0: off"),
+    "--allowed-origins": ("TCPWS_ALLOWED_ORIGINS", "", str,
+                          "origins served besides the page's own; comma list, * for any"),
     "--log-level": ("TCPWS_LOG_LEVEL", "info", str, "debug, info, warning, error"),
 }
 _SWITCHES = {
@@ -189,12 +197,14 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         raise ConfigError(f"--tcp-port: a port is given twice: {tcp_ports}")
     if http_port in tcp_ports:
         raise ConfigError(f"--tcp-port: {http_port} is also the --http-port")
-    for flag in ("--tcp-workers", "--web-workers", "--max-start-failures"):
+    for flag in ("--tcp-workers", "--web-workers", "--max-start-failures", "--max-clients"):
         if v[flag] < 1:
             raise ConfigError(f"{flag}: must be at least 1, not {v[flag]}")
     for flag in ("--stop-timeout", "--start-timeout"):
         if not v[flag] > 0:
             raise ConfigError(f"{flag}: must be more than 0, not {v[flag]}")
+    if not v["--http-timeout"] >= 0:
+        raise ConfigError(f"--http-timeout: must be 0 or more, not {v['--http-timeout']}")
     durable = _switch(ns, "--redis-durable", environ)
     listen = parse_listen(v["--redis-listen"]) if v["--redis-listen"] else None
     if listen is not None:
@@ -225,5 +235,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         control_socket=v["--control-socket"] or default_control_socket(http_port, environ),
         tcp_worker_args=_split(v["--tcp-worker-args"], "--tcp-worker-args"),
         web_args=_split(v["--web-args"], "--web-args"),
+        max_clients=v["--max-clients"], http_timeout=v["--http-timeout"],
+        allowed_origins=v["--allowed-origins"],
         log_level=level, command=command, base_env=dict(environ),
     )

@@ -46,7 +46,9 @@ class SpecFactory:
         common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
         if kind is Kind.WEB:
             argv = [sys.executable, "-m", "web", *common,
-                    "--shutdown-timeout", str(self.budgets.web_shutdown), *cfg.web_args]
+                    "--shutdown-timeout", str(self.budgets.web_shutdown),
+                    "--max-clients", str(cfg.max_clients), "--http-timeout", str(cfg.http_timeout),
+                    "--allowed-origins", cfg.allowed_origins, *cfg.web_args]
             return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                              replace_signal=signal.SIGHUP, stop_budget=self.budgets.web,
                              port=port, index=index)

@@ -19,6 +19,7 @@ from tcpws.redisconn import redact_url
 from web import redact
 from web.app import create_app
 from web.config import WebConfig
+from web.head_timeout import head_timeout_protocol
 from web.hub import Hub
 from web.server import WebServer, grace_after_drain
 
@@ -52,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     uv_config = uvicorn.Config(
         create_app(config, hub),
         lifespan="on",
+        http=head_timeout_protocol(config.http_timeout, hub.stats),
         log_config=None,
         access_log=False,
         ws_per_message_deflate=config.ws_per_message_deflate,

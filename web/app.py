@@ -2,9 +2,10 @@
 
 `create_app(config)` builds one app around one `Hub`; the lifespan starts
 and stops the hub (lifespan only: `on_event` is gone in Starlette 1.x,
-PITFALLS 22). Access control is checked in this order: Origin (403 before
-the handshake), token (accepted, then closed 1008 "unauthorized", so that a
-browser sees the reason), query parameters (accepted, closed 1008 with a
+PITFALLS 22). Access control is checked in this order: Origin and
+--max-clients (403 / 503 before the handshake, web/gate.py), token
+(accepted, then closed 1008 "unauthorized", so that a browser sees the
+reason), query parameters (accepted, closed 1008 with a
 reason)."""
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from tcpws.protocol import StreamId, parse_since
 from web.backlog import SlowClientRule
 from web.clients import Client, ClientClosed, fit_close_reason
 from web.config import WebConfig
+from web.gate import StreamGate
+from web.headers import AnswerHead, SecurityHeaders
 from web.history import replay
 from web.hub import Hub
+from web.origin import OriginRule
 from web.session import race_receive
 
 log = logging.getLogger(__name__)
@@ -69,15 +73,6 @@ def parse_params(query: QueryParams) -> StreamParams:
     return StreamParams(fmt, port, since)
 
 
-def origin_allowed(config: WebConfig, origin: str | None) -> bool:
-    """Browsers always send Origin; a client that sends none is not a
-    browser (and not what the allow-list protects against)."""
-    if not config.allowed_origins or origin is None:
-        return True
-    origin = origin.strip().rstrip("/").lower()
-    return any(o == "*" or o.lower() == origin for o in config.allowed_origins)
-
-
 def token_ok(config: WebConfig, ws: WebSocket) -> bool:
     if config.ws_token is None:
         return True
@@ -115,10 +110,6 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
         await ws.close(1008, fit_close_reason(reason))
 
     async def stream(ws: WebSocket) -> None:
-        if not origin_allowed(config, ws.headers.get("origin")):
-            hub.stats.drop("origin")
-            await ws.close(1008)  # before accept: uvicorn answers HTTP 403
-            return
         if not token_ok(config, ws):
             await refuse(ws, "auth", "unauthorized")
             return
@@ -170,11 +161,18 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
+    async def stream_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+        await stream(WebSocket(scope, receive, send))
+
+    gate = StreamGate(stream_asgi, OriginRule.from_list(config.allowed_origins),
+                      config.max_clients, hub.stats)
+    http = SecurityHeaders(AnswerHead(app))
+
     async def asgi(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket" and scope["path"] == "/ws":
-            await stream(WebSocket(scope, receive, send))
+            await gate(scope, receive, send)
         else:
-            await app(scope, receive, send)
+            await http(scope, receive, send)
 
     return asgi
 

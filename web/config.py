@@ -71,6 +71,8 @@ class WebConfig:
     name: str = "web.8000"
     ws_token: str | None = field(default=None, repr=False)  # never logged
     allowed_origins: tuple[str, ...] = ()
+    max_clients: int = 10000
+    http_timeout: float = 10.0
     client_queue_bytes: int = 8 * MIB
     slow_client_grace: float = 2.0
     shutdown_timeout: float = 5.0
@@ -105,7 +107,15 @@ class WebConfig:
         p.add_argument("--ws-token", default=env("TCPWS_WS_TOKEN") or None,
                        help="clients must present this token (TCPWS_WS_TOKEN)")
         p.add_argument("--allowed-origins", default=env("TCPWS_ALLOWED_ORIGINS", ""),
-                       help="comma list of allowed Origin values (TCPWS_ALLOWED_ORIGINS)")
+                       help="origins served besides the page's own (same host and port as "
+                            "the request's Host); comma list, * for any (TCPWS_ALLOWED_ORIGINS)")
+        p.add_argument("--max-clients", type=_positive_int,
+                       default=env("TCPWS_MAX_CLIENTS", "10000"),
+                       help="streams per process; beyond it HTTP 503 (TCPWS_MAX_CLIENTS)")
+        p.add_argument("--http-timeout", type=_seconds, default=env("TCPWS_HTTP_TIMEOUT", "10"),
+                       help="close a connection without a complete request head this many "
+                            "seconds after it opened or got its last response; 0: off "
+                            "(TCPWS_HTTP_TIMEOUT)")
         p.add_argument("--client-queue-bytes", type=_positive_int,
                        default=env("TCPWS_CLIENT_QUEUE_BYTES", str(8 * MIB)),
                        help="per-client queue bound in bytes (TCPWS_CLIENT_QUEUE_BYTES)")
@@ -139,6 +149,8 @@ class WebConfig:
             name=ns.name or f"web.{port}",
             ws_token=ns.ws_token or None,
             allowed_origins=origins,
+            max_clients=ns.max_clients,
+            http_timeout=ns.http_timeout,
             client_queue_bytes=ns.client_queue_bytes,
             slow_client_grace=ns.slow_client_grace,
             shutdown_timeout=ns.shutdown_timeout,

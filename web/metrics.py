@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-DROP_REASONS = ("slow", "auth", "origin", "bad_request", "history")
+DROP_REASONS = ("slow", "auth", "origin", "busy", "http_timeout", "bad_request", "history")
 # Heartbeat fields that are labels or identity, not counters.
 _NOT_COUNTERS = {"name", "kind", "host", "pid", "state", "started", "ts", "port"}
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")

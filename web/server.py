@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 GOING_AWAY = (1001, "going away")
 CLOSE_CODES: dict[int, tuple[int, str]] = {signal.SIGHUP: (1012, "service restart")}
-UVICORN_OVERHEAD = 0.2  # uvicorn's shutdown sleeps 0.1 s before its own time-out starts
+UVICORN_OVERHEAD = 0.2  # its shutdown sleeps 0.1 s before its time-out starts; a margin
 PARENT_CHECK = 1.0  # seconds between checks that the supervisor is still there
 HEADERS_REFRESH = 1.0  # uvicorn's Date header has a resolution of one second
 

@@ -3,9 +3,9 @@
 The client is registered for live data *before* the history is read, so an
 entry published during the replay is either in a page we read or in the
 client's live queue (often both); the client's `last_sent` filter then drops
-every live entry it already got from the history. No gap, no duplicate
-(PITFALLS 35). A failed read is never skipped silently: the caller closes
-with 1011 so the client resumes again (PITFALLS 34).
+every live entry it already got from the history. No gap, no duplicate.
+A failed read is never skipped silently: the caller closes with 1011 so
+the client resumes again.
 """
 
 from __future__ import annotations

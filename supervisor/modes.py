@@ -52,6 +52,9 @@ class Starting(_Base):
     state: ClassVar[SlotState] = SlotState.STARTING
     child: Child | None = None
 
+    def hold(self, child: Child) -> None:
+        self.child = child
+
     def shown(self) -> Child | None:
         return self.child
 
@@ -91,6 +94,9 @@ class Replacing(_Base):
     done: asyncio.Future[bool]
     new: Child | None = None
     swapped: bool = False
+
+    def hold(self, child: Child) -> None:
+        self.new = child
 
     def shown(self) -> Child | None:
         return self.new if self.swapped else self.old

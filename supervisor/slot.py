@@ -71,7 +71,7 @@ class Slot:
         return self.spec.name
 
     @property
-    def stopping(self) -> bool:
+    def stopping(self) -> bool:  # a stop was asked; the task ends as soon as it sees it
         return isinstance(self.mode, Stopping)
 
     def status(self) -> dict[str, Any]:
@@ -159,10 +159,7 @@ class Slot:
         except OSError as exc:
             child, reason = None, f"could not start: {exc}"
         if child is not None:
-            if isinstance(place, Starting):
-                place.child = child
-            else:
-                place.new = child
+            place.hold(child)
             if self.spec.probe is not None:
                 child.probe_readiness(self.spec.probe)
             await self._until(child.ready, child.exited, limit=self.start_timeout)
@@ -187,8 +184,8 @@ class Slot:
         return None
 
     def _give_up(self, place: Starting | Replacing, message: str) -> None:
-        """Tell the supervisor, which stops everything. A replacement that
-        gives up leaves the old process serving until then."""
+        """Tell the supervisor, which stops everything (the old process of a
+        replacement that gives up serves until then)."""
         if isinstance(place, Starting) and not self.stopping:
             self.mode = Exited()
         if not self.first_ready.done():

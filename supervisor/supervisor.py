@@ -19,8 +19,6 @@ from typing import Any
 from supervisor.child import OutputMux
 from supervisor.config import SupervisorConfig
 from supervisor.control import ControlServer, answer
-from supervisor.embedded_redis import EmbeddedRedis
-from supervisor.external_redis import wait_until_answers
 from supervisor.plan import (
     START_ORDER,
     STOP_ORDER,
@@ -33,6 +31,7 @@ from supervisor.plan import (
     tcp_name,
     web_name,
 )
+from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.specs import SpecFactory

@@ -206,7 +206,7 @@ class Ours(System):
         self._wait_ready(timeout, f"http://127.0.0.1:{self.http_port}/readyz")
 
     def _start_standalone(self) -> None:
-        from supervisor.redisbin import find_redis_server, redis_argv
+        from tcpws.redis_server import find_redis_server, redis_argv
         redis_port = free_port()
         url = f"redis://127.0.0.1:{redis_port}/0"
         redis = Service("redis", redis_argv(find_redis_server(), port=redis_port))

@@ -29,8 +29,6 @@ from supervisor.commands import (
 )
 from supervisor.config import SupervisorConfig
 from supervisor.control import ControlServer, answer
-from supervisor.embedded_redis import EmbeddedRedis
-from supervisor.external_redis import wait_until_answers
 from supervisor.output import OutputMux
 from supervisor.plan import (
     STOP_ORDER,
@@ -42,6 +40,7 @@ from supervisor.plan import (
     web_name,
 )
 from supervisor.pool import Pool
+from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.specs import SpecFactory

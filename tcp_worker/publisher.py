@@ -36,8 +36,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from tcpws.backoff import Backoff
 from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
-from tcpws.redis_wait import wait_for_redis
-from tcpws.redisconn import redact_url
+from tcpws.redisconn import redact_url, wait_for_redis
 
 from .scriptcall import Entry, PublishCall
 from .stats import WorkerStats
@@ -138,7 +137,7 @@ class Publisher:
 
     async def wait_for_redis(self, stop: asyncio.Event) -> bool:
         """Start-up: PING + SCRIPT LOAD until it works (True) or `stop` is set
-        (False); see `tcpws.redis_wait.wait_for_redis`."""
+        (False); see `tcpws.redisconn.wait_for_redis`."""
         return await wait_for_redis(self._ping_and_load, stop, self._url, self._backoff)
 
     async def _ping_and_load(self) -> None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from supervisor.redisbin import find_redis_server, redis_argv
+from tcpws.redis_server import find_redis_server, redis_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

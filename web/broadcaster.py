@@ -30,6 +30,7 @@ from tcpws.protocol import (
     STREAM_KEY,
     Entry,
     StreamId,
+    as_text,
     decode_live,
     entry_from_stream,
     format_stream_id,
@@ -160,7 +161,7 @@ class Broadcaster:
 
     async def _stream_head(self) -> StreamId | None:
         rows: Any = await self._commands.xrevrange(STREAM_KEY, count=1)
-        return parse_stream_id(_text(rows[0][0])) if rows else None
+        return parse_stream_id(as_text(rows[0][0])) if rows else None
 
     async def _fill_gap(self) -> int:
         """Deliver every stored entry after `last_id`, oldest first."""
@@ -233,8 +234,3 @@ class Broadcaster:
         while head is not None and (self.last_id is None or self.last_id < head):
             self._advanced.clear()
             await self._advanced.wait()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-

@@ -1,4 +1,4 @@
-"""The Procfile under real honcho (CONTRACT §6, issue 6), and the `redis`
+"""The Procfile under real honcho, and the `redis`
 entry that makes honcho's all-at-once SIGTERM safe.
 
 honcho runs with its own port base (`-p`) from a block of free ports and an
@@ -176,7 +176,7 @@ def http_get(port: int, path: str) -> bytes:
                                            (["--grace", "-1"], {})])
 def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
                                                        env: dict[str, str]) -> None:
-    proc = Proc(python_module("supervisor.redis", *args), env=env, name="redis-entry")
+    proc = Proc(python_module("tcpws.procfile_redis", *args), env=env, name="redis-entry")
     try:
         assert proc.wait(10) == 2
         lines = proc.output().splitlines()
@@ -187,7 +187,7 @@ def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
 
 def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
     port = free_port()
-    proc = Proc(python_module("supervisor.redis", "--grace", "20"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "20"), env={"PORT": str(port)},
                 name="redis-entry")
     try:
         proc.wait_for_output(rf"redis ready on 127\.0\.0\.1:{port}")
@@ -209,7 +209,7 @@ def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
 
 def test_redis_entry_grace_bounds_the_wait() -> None:
     port = free_port()
-    proc = Proc(python_module("supervisor.redis", "--grace", "0.5"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "0.5"), env={"PORT": str(port)},
                 name="redis-entry")
     try:
         proc.wait_for_output(r"redis ready")
@@ -226,7 +226,7 @@ def test_redis_entry_grace_bounds_the_wait() -> None:
 
 def test_redis_entry_sigkilled_takes_redis_with_it() -> None:
     port = free_port()
-    proc = Proc(python_module("supervisor.redis"), env={"PORT": str(port)}, name="redis-entry")
+    proc = Proc(python_module("tcpws.procfile_redis"), env={"PORT": str(port)}, name="redis-entry")
     server_pid = 0
     try:
         server_pid = int(proc.wait_for_output(r"redis-server pid (\d+)").group(1))

@@ -26,7 +26,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from supervisor.redisbin import find_redis_server, redis_argv
+from tcpws.redis_server import find_redis_server, redis_argv
 from tests.helpers import PYTHON, Proc, wait_until
 from tests.system.abuse_support import ack_total
 from tests.system.netns import Hosts, NetnsUnavailable, connect_in, ip, make_hosts

@@ -39,8 +39,8 @@ from typing import Any
 
 from benchmarks.chaos_load import Sender, Watcher
 from benchmarks.chaos_verify import print_report, summary, verify
-from benchmarks.measure import free_port
 from supervisor.control import ControlUnavailable, send
+from testkit.procs import free_port
 
 log = logging.getLogger("chaos")
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
 
 import redis.asyncio as aioredis
 
-from tests.helpers import Proc, RedisServer, free_port, python_module
+from testkit.procfs import cpu_seconds
+from testkit.procs import Proc, RedisServer, free_port, python_module
 
 
 async def blast(port: int, payloads: list[bytes]) -> float:
@@ -78,13 +78,6 @@ async def serve_baseline(port: int, redis_url: str) -> None:
     print("baseline ready", flush=True)
     async with server:
         await server.serve_forever()
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process so far (every thread)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def paced(port: int, rate: float, seconds: float) -> list[float]:

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from tcpws.protocol import LIVE_CHANNEL, STREAM_KEY, decode_live, entry_from_stream
-from tests.helpers import Proc, free_port, python_module, wait_until
+from testkit.procs import Proc, free_port, python_module, wait_until
 
 StartWorker = Callable[..., tuple[Proc, int]]
 

@@ -10,7 +10,7 @@ import threading
 
 import redis
 
-from tests.helpers import RedisServer, wait_until
+from testkit.procs import RedisServer, wait_until
 from tests.integration.test_tcp_worker import StartWorker, start_worker, stored_lines
 
 __all__ = ["start_worker"]

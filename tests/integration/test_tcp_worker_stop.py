@@ -9,7 +9,7 @@ import socket
 
 import redis
 
-from tests.helpers import RedisServer, wait_until
+from testkit.procs import RedisServer, wait_until
 from tests.integration.test_tcp_worker import StartWorker, start_worker, stored_lines
 
 __all__ = ["start_worker"]  # the fixture, shared with test_tcp_worker.py

@@ -30,7 +30,7 @@ from websockets.sync.client import connect as sync_connect
 
 from tcpws.heartbeat import write_heartbeat
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
-from tests.helpers import ROOT, Proc, RedisServer, free_port, python_module, wait_until
+from testkit.procs import ROOT, Proc, RedisServer, free_port, python_module, wait_until
 
 StartWeb = Callable[..., "Web"]
 

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
-from tests.helpers import RedisServer, wait_until
+from testkit.procs import RedisServer, wait_until
 from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
     Publisher,
     StartWeb,

@@ -14,7 +14,7 @@ import re
 import socket
 from typing import Any
 
-from tests.helpers import wait_until
+from testkit.procs import wait_until
 from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
     Publisher,
     StartWeb,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.helpers import RedisServer, free_port
+from testkit.procs import RedisServer, free_port
 from tests.integration.test_web import (  # noqa: F401  (the fixture)
     Publisher,
     StartWeb,

@@ -24,16 +24,16 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.helpers import wait_until
-from tests.system.abuse_support import (
+from testkit.procfs import rss_kib
+from testkit.procs import wait_until
+from tests.support.abuse import (
     RssSampler,
     Watch,
     ack_total,
     raw_ws_handshake,
     read_close_code,
-    rss_kib,
 )
-from tests.system.supervised import System, supervised
+from tests.support.supervised import System, supervised
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import signal
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import wait_until
-from tests.system.supervised import receive_json, send_lines, supervised
+from testkit.procs import wait_until
+from tests.support.supervised import receive_json, send_lines, supervised
 
 
 def test_lines_flow_end_to_end_then_ordered_shutdown() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, Proc, free_port, python_module, wait_until
+from testkit.procs import ROOT, Proc, free_port, python_module, wait_until
 
 CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")

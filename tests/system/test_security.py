@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from supervisor.config import from_args
-from tests.helpers import PYTHON, ROOT, free_port
-from tests.system.supervised import System, supervised
+from testkit.procs import PYTHON, ROOT, free_port
+from tests.support.supervised import System, supervised
 from web import app as web_app
 from web import redact
 

@@ -9,8 +9,8 @@ import signal
 import stat
 import subprocess
 
-from tests.helpers import PYTHON, wait_until
-from tests.system.supervised import System, receive_json, send_lines, supervised
+from testkit.procs import PYTHON, wait_until
+from tests.support.supervised import System, receive_json, send_lines, supervised
 
 
 def flowing(system: System, tag: str) -> None:

@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tcpws.protocol import parse_since
-from tests.helpers import PYTHON, Proc, RedisServer, free_port, wait_until
+from testkit.procs import PYTHON, Proc, RedisServer, free_port, wait_until
 from web.app import FORMATS, parse_params
 from web.clients import fit_close_reason
 

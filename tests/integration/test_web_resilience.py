@@ -16,14 +16,7 @@ import redis
 
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
 from testkit.procs import RedisServer, wait_until
-from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
-    Publisher,
-    StartWeb,
-    numbers_in,
-    publisher_fixture,
-    recv_until_closed,
-    start_web_fixture,
-)
+from tests.support.web import Publisher, StartWeb, numbers_in, recv_until_closed
 
 SLOW_DROP = re.compile(r'^tcpws_web_client_drops_total\{reason="slow"\} (\S+)$', re.M)
 

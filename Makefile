@@ -1,4 +1,4 @@
-# The two commands (CONTRACT §2): `make run` and `make test`. Each creates
+# The two commands a user needs: `make run` and `make test`. Each creates
 # .venv and installs the project the first time, then runs.
 PYTHON ?= python3
 VENV   := .venv

@@ -1,4 +1,4 @@
-"""Hostile inputs against the whole system (issue 9). After each one: every
+"""Hostile inputs against the whole system. After each one: every
 process is still up (no restart), its memory is bounded (RSS from /proc),
 and a normal client is unaffected (a line sent now reaches a WebSocket
 client that stayed connected throughout).

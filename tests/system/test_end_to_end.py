@@ -1,4 +1,4 @@
-"""The whole path under `python -m supervisor` (issue 2 acceptance): lines
+"""The whole path under `python -m supervisor`: lines
 sent over TCP to any worker of any port arrive over WebSocket, and SIGINT
 stops tcp → web → redis in that order with exit 0."""
 

@@ -1,4 +1,4 @@
-"""The Procfile under real honcho (CONTRACT §6, issue 6), and the `redis`
+"""The Procfile under real honcho, and the `redis`
 entry that makes honcho's all-at-once SIGTERM safe.
 
 honcho runs with its own port base (`-p`) from a block of free ports and an

@@ -1,5 +1,5 @@
-"""Several hosts against one shared Redis (issue 10), with real network
-namespaces as hosts (tests/system/netns.py): redis-server with a password on
+"""Several hosts against one shared Redis, with real network
+namespaces as hosts (tests/support/netns.py): redis-server with a password on
 host r, `python -m supervisor --host 0.0.0.0 --redis-url redis://:PASS@r`
 on hosts a and b. Needs root and iproute2; skips with the reason otherwise.
 

@@ -1,4 +1,4 @@
-"""The safe-defaults audit (issue 9, docs/security.md), one test per item:
+"""The safe-defaults audit (docs/security.md), one test per item:
 loopback by default, control socket 0600, the embedded Redis on a private
 Unix socket (a password whenever it listens on TCP), no secrets in logs,
 the WebSocket token checked (in constant time)."""

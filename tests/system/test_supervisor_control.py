@@ -1,4 +1,4 @@
-"""Scaling and the control CLI (issue 3): SIGTTIN/SIGTTOU and `scale` change
+"""Scaling and the control CLI: SIGTTIN/SIGTTOU and `scale` change
 the tcp workers per port while lines keep flowing; `status`, `restart` and
 `stop` work from another process over a 0600 Unix socket."""
 

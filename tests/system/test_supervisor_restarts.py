@@ -1,4 +1,4 @@
-"""Restarts under `python -m supervisor` (issue 3): a killed child comes
+"""Restarts under `python -m supervisor`: a killed child comes
 back, its port keeps its backlog meanwhile, a crash loop gives up by the
 rule, a stuck child is SIGKILLed, and a killed supervisor leaves nothing."""
 

@@ -1,4 +1,4 @@
-"""SIGHUP rolling restart under load (issue 3 acceptance 7): every worker
+"""SIGHUP rolling restart under load: every worker
 gets a new pid, no TCP connection is refused, and a WebSocket client that
 resumes with `since=` after its 1012 close misses nothing."""
 

@@ -1,5 +1,5 @@
 """Supervisor flags and environment variables: defaults, precedence and
-one-line errors (CONTRACT §3, §7)."""
+one-line errors."""
 
 from __future__ import annotations
 

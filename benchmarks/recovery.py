@@ -1,5 +1,5 @@
 """Recovery and shutdown times of `python -m supervisor`, and the spine's
-end-to-end rate (issues 2 and 3), as medians over a few rounds.
+end-to-end rate, as medians over a few rounds.
 
     python -m benchmarks.recovery [--rounds 5] [--out FILE.json]
 

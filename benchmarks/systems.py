@@ -2,7 +2,7 @@
 
 * `Original`: `python -m benchmarks.original` (the seed's single process).
 * `Ours`: `python -m supervisor` with its embedded Redis, or, with
-  `standalone=True` (for development while the supervisor is unfinished),
+  `standalone=True` (what the variants use, so a shim can be swapped in),
   redis-server + one `tcp_worker` per port + one `web` started directly.
 
 Every process is started in its own session and stopped by `stop()`:

@@ -33,6 +33,10 @@ lint: $(STAMP)
 test: $(STAMP) browser lint
 	$(PY) -m pytest
 
+# The fast loop: unit tests only (pure code and each process's --help, seconds).
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
+
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)
 

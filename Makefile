@@ -1,4 +1,4 @@
-# The two commands (CONTRACT §2): `make run` and `make test`. Each creates
+# The two commands a user needs: `make run` and `make test`. Each creates
 # .venv and installs the project the first time, then runs.
 PYTHON ?= python3
 VENV   := .venv
@@ -32,6 +32,10 @@ lint: $(STAMP)
 
 test: $(STAMP) browser lint
 	$(PY) -m pytest
+
+# The fast loop: unit tests only (pure code and each process's --help, seconds).
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)

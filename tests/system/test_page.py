@@ -1,4 +1,4 @@
-"""The live page at `/` in a real browser (issue 7): Debian's Chromium
+"""The live page at `/` in a real browser: Debian's Chromium
 driven by Playwright, against real redis-server, web and tcp_worker
 processes. Never downloads a browser: without /usr/bin/chromium the test
 skips loudly, or fails when $CI is set (there it must run).
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, Proc, free_port, python_module, wait_until
+from testkit.procs import ROOT, Proc, free_port, python_module, wait_until
 
 CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")

@@ -1,4 +1,5 @@
-"""Test helpers: free ports, a real redis-server, real child processes.
+"""Process helpers for the tests and the benchmarks: free ports, a real
+redis-server, real child processes.
 
 Every wait has a time-out; every process started here is stopped (SIGTERM,
 wait, SIGKILL of its whole group) by its owner's cleanup."""

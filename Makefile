@@ -1,4 +1,4 @@
-# The two commands (CONTRACT §2): `make run` and `make test`. Each creates
+# The two commands a user needs: `make run` and `make test`. Each creates
 # .venv and installs the project the first time, then runs.
 PYTHON ?= python3
 VENV   := .venv
@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench chaos browser clean
+.PHONY: run test lint unit bench chaos browser nginx clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -30,8 +30,16 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 
-test: $(STAMP) browser lint
+# nginx for the reverse-proxy test, from Debian's packages (as `browser` does for chromium).
+nginx:
+	@./scripts/install-nginx
+
+test: $(STAMP) browser nginx lint
 	$(PY) -m pytest
+
+# The fast loop: unit tests only (pure code and each process's --help, seconds).
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit -q
 
 bench: $(STAMP)
 	$(PY) -m benchmarks $(ARGS)

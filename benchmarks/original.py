@@ -1,5 +1,5 @@
-"""The original single-process design (../shared/seeds/003_*), reimplemented
-faithfully as the benchmark's baseline.
+"""The original single-process design, reimplemented faithfully as the
+benchmark's baseline.
 
 One FastAPI/uvicorn process; the lifespan starts one asyncio TCP server per
 port; each TCP connection reads 1 KiB chunks with `reader.read(1024)`,

@@ -1,5 +1,5 @@
 """Recovery and shutdown times of `python -m supervisor`, and the spine's
-end-to-end rate (issues 2 and 3), as medians over a few rounds.
+end-to-end rate, as medians over a few rounds.
 
     python -m benchmarks.recovery [--rounds 5] [--out FILE.json]
 
@@ -37,9 +37,9 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from benchmarks.measure import wait_for
 from benchmarks.scenarios import worker_on_port
 from benchmarks.systems import Ours, http_ok
+from testkit.procs import wait_until
 
 
 def send(port: int, payload: bytes) -> None:
@@ -100,7 +100,8 @@ def kill_tcp(system: Ours) -> float:
         os.kill(victim, signal.SIGKILL)
         send(port, tag.encode() + b"\n")
         took = wait_for_line(client, tag) - t0
-    wait_for(lambda: len(system.tcp_worker_pids()) >= len(system.tcp_ports), 30, "tcp restart")
+    wait_until(lambda: len(system.tcp_worker_pids()) >= len(system.tcp_ports), 30,
+               what="tcp restart")
     return took
 
 
@@ -109,7 +110,7 @@ def kill_web(system: Ours) -> float:
     tag = f"webkill{time.monotonic_ns()}"
     t0 = time.monotonic()
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: victim not in system.web_pids(), 5, "web gone")
+    wait_until(lambda: victim not in system.web_pids(), 5, what="web gone")
     with ws(system) as client:  # waits in the backlog until the new web accepts
         send(system.tcp_ports[0], tag.encode() + b"\n")
         took = wait_for_line(client, tag) - t0
@@ -127,7 +128,7 @@ def kill_redis(system: Ours) -> tuple[float, float]:
         os.kill(victim, signal.SIGKILL)
         send(system.tcp_ports[0], tag.encode() + b"\n")
         flowing = wait_for_line(client, tag) - t0
-        wait_for(lambda: http_ok(url), 30, "/readyz 200")
+        wait_until(lambda: http_ok(url), 30, what="/readyz 200")
         ready = time.monotonic() - t0
     return flowing, ready
 

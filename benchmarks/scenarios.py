@@ -17,8 +17,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from benchmarks.measure import settled, total_cpu, total_rss_kib, wait_for
+from benchmarks.measure import settled
 from benchmarks.systems import Ours, Service, System
+from testkit.procfs import total_cpu, total_rss_kib
+from testkit.procs import wait_until
 
 # 59 characters + "\n" = 60 bytes: not a divisor of the original's 1 KiB reads,
 # so its chunks cut lines the way real traffic does.
@@ -185,9 +187,9 @@ def recovery(system: Ours, timeout: float = 30.0) -> dict[str, float]:
                 delivered = float(when) - t_kill
                 break
         cl.poke()
-    wait_for(lambda: victim not in system.tcp_worker_pids(), 5, "old worker gone")
-    wait_for(lambda: len(system.tcp_worker_pids()) >= len(system.tcp_ports) * system.tcp_workers,
-             30, "the worker to be replaced")
+    wait_until(lambda: victim not in system.tcp_worker_pids(), 5, what="old worker gone")
+    wait_until(lambda: len(system.tcp_worker_pids()) >= len(system.tcp_ports) * system.tcp_workers,
+               30, what="the worker to be replaced")
     replaced = True
     return {"seconds": delivered, "replaced": float(replaced)}
 
@@ -200,7 +202,7 @@ def shutdown_loaded(system: System, lines: int, clients: int = 10,
         prime(system, cl)
         with loadgen(*sender_args(system, lines, timeout + 30)) as snd:
             start = time.monotonic()
-            wait_for(lambda: time.monotonic() - start > 1.0 or not snd.alive(), 5, "load")
+            wait_until(lambda: time.monotonic() - start > 1.0 or not snd.alive(), 5, what="load")
             rss = total_rss_kib(system.server_pids())
             took = system.stop(timeout)
             rc = system.top.popen.returncode

@@ -2,7 +2,7 @@
 
 * `Original`: `python -m benchmarks.original` (the seed's single process).
 * `Ours`: `python -m supervisor` with its embedded Redis, or, with
-  `standalone=True` (for development while the supervisor is unfinished),
+  `standalone=True` (what the variants use, so a shim can be swapped in),
   redis-server + one `tcp_worker` per port + one `web` started directly.
 
 Every process is started in its own session and stopped by `stop()`:
@@ -26,16 +26,10 @@ import urllib.request
 from pathlib import Path
 from typing import ClassVar
 
-from benchmarks.measure import free_port, matching, wait_for
+from testkit.procfs import matching
+from testkit.procs import free_port, port_open, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def port_open(port: int) -> bool:
-    import socket
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-        return True
-    return False
 
 
 def http_ok(url: str) -> bool:
@@ -145,7 +139,7 @@ class System:
             if ready_url and not http_ok(ready_url):
                 return False
             return port_open(self.http_port) and all(port_open(p) for p in self.tcp_ports)
-        wait_for(ready, timeout, f"{self.name} to be ready", interval=0.1)
+        wait_until(ready, timeout, interval=0.1, what=f"{self.name} to be ready")
 
     def stop(self, timeout: float = 15.0) -> float:
         """Stop everything; returns the top process's shutdown time."""
@@ -206,14 +200,14 @@ class Ours(System):
         self._wait_ready(timeout, f"http://127.0.0.1:{self.http_port}/readyz")
 
     def _start_standalone(self) -> None:
-        from supervisor.redisbin import find_redis_server, redis_argv
+        from tcpws.redis_server import find_redis_server, redis_argv
         redis_port = free_port()
         url = f"redis://127.0.0.1:{redis_port}/0"
         redis = Service("redis", redis_argv(find_redis_server(), port=redis_port))
-        wait_for(lambda: port_open(redis_port), 10, "redis")
+        wait_until(lambda: port_open(redis_port), 10, what="redis")
         web = self._child("web", ["--port", str(self.http_port), "--redis-url", url,
                                   "--log-level", "warning", *self.web_args.split()])
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{self.http_port}/readyz"), 30, "web")
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{self.http_port}/readyz"), 30, what="web")
         workers = [self._child("tcp_worker", ["--port", str(p), "--redis-url", url,
                                               *self.tcp_args.split()]) for p in self.tcp_ports]
         # The web process stands first: it is the one that owns /ws clients.

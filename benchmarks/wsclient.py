@@ -1,9 +1,9 @@
 """A minimal WebSocket client for the load generator, and the line checks.
 
-Why hand-made: a load generator in Python costs ~1.5-2 µs per line it parses
-(PITFALLS 30) and on 2 cores it competes with the system it measures. This
-client does the least a client can: one asyncio Protocol per connection,
-no permessage-deflate offered, server frames (never masked) cut out of one
+Why hand-made: a load generator in Python costs ~1.5-2 µs per line it
+parses and on 2 cores it competes with the system it measures. This client
+does the least a client can: one asyncio Protocol per connection, no
+permessage-deflate offered, server frames (never masked) cut out of one
 buffer, pings answered, and each text frame checked with a few C-level
 bytes operations instead of per-line Python work.
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from supervisor.config import ConfigError, SupervisorConfig, from_args
 from supervisor.control import ControlUnavailable, check_free, format_status, send
-from supervisor.embedded_redis import EmbeddedRedis, prepare
-from supervisor.redisbin import RedisNotFound
+from supervisor.redis_stage import EmbeddedRedis, prepare
 from supervisor.sockets import bind_all
 from supervisor.supervisor import main as run_supervisor
+from tcpws.redis_server import RedisNotFound
 from tcpws.redisconn import redact_url
 
 

@@ -1,12 +1,16 @@
 """One child process: spawn it, forward its output, learn when it is ready,
 stop it, and say how it ended.
 
-Each child runs in its own session and process group (PITFALLS 1), so a
-Ctrl-C on the terminal reaches only the supervisor, and a stop or kill
-reaches the child's whole group. It is started from the event-loop thread,
-so its PR_SET_PDEATHSIG follows the supervisor itself (PITFALLS 2), from an
-argv list (no shell, PITFALLS 3). Its exit is observed only through asyncio's
-own process machinery (one reaper, PITFALLS 5)."""
+Each child runs in its own session and process group, so a Ctrl-C on the
+terminal reaches only the supervisor (which then stops children in order),
+and a stop or kill reaches the child's whole group. It is started from the
+event-loop thread, because PR_SET_PDEATHSIG follows the thread that spawned
+it; from an argv list, because a shell would neither pass on signals nor our
+exit code. Its exit is observed only through asyncio's own process
+machinery: a second reaper (`os.waitpid(-1)`) would steal exit statuses.
+
+`Child.spawn` starts the process and then its watchers (`watch`); the
+constructor only records."""
 
 from __future__ import annotations
 
@@ -15,16 +19,16 @@ import contextlib
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+
+from supervisor.output import OutputMux
+from tcpws.cli import NOTIFY_FD_ENV
 
 log = logging.getLogger("supervisor")
 
 READY_POLL = 0.1  # seconds between readiness probes (redis PING)
-MAX_LINE = 65536  # longer output lines are forwarded in pieces
 REAP_TIMEOUT = 5.0  # after SIGKILL, wait at most this for the exit status
 EXIT_MEANING = {("tcp", 1): "lines could not be published", 2: "bad configuration"}
 
@@ -45,7 +49,7 @@ class ExitReport:
 def describe_exit(name: str, kind: str, returncode: int, sent: frozenset[int],
                   killed_after: float | None = None, forced: bool = False) -> ExitReport:
     """Classify an exit (pure). Exit 0, or death by a stop signal *we* sent,
-    is clean (uvicorn re-raises SIGTERM, PITFALLS 4); a SIGKILL we did not
+    is clean (uvicorn re-raises SIGTERM after a graceful stop); a SIGKILL we did not
     send is a crash, most likely the kernel's OOM killer."""
     if returncode == 0:
         return ExitReport(name, 0, True, "exited 0")
@@ -67,61 +71,38 @@ def describe_exit(name: str, kind: str, returncode: int, sent: frozenset[int],
     return ExitReport(name, returncode, False, f"killed by {sig_name}")
 
 
-class OutputMux:
-    """Writes every child's output line by line as `name | line`, names
-    padded to one width, as honcho does."""
-
-    def __init__(self, width: int, stream: TextIO | None = None) -> None:
-        self.width = width
-        self.stream: TextIO | None = stream or sys.stdout
-
-    def write(self, name: str, line: str) -> None:
-        """Never raises: if our own output is gone (`| head`), children's
-        output is still drained, then dropped, so they never block."""
-        if self.stream is None:
-            return
-        self.width = max(self.width, len(name))
-        try:
-            self.stream.write(f"{name:<{self.width}} | {line}\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            self.stream = None
-
-
 class Child:
     """One process of a named slot (a restart makes a new Child)."""
 
     def __init__(self, name: str, kind: str, proc: asyncio.subprocess.Process,
-                 notify_fd: int | None, output: OutputMux) -> None:
+                 notify_fd: int | None) -> None:
+        loop = asyncio.get_running_loop()
         self.name = name
         self.kind = kind
         self.proc = proc
         self.started = time.monotonic()
         self.ready_at: float | None = None
-        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.exited: asyncio.Task[int] = asyncio.ensure_future(proc.wait())
+        self.ready: asyncio.Future[None] = loop.create_future()
+        self.exited: asyncio.Future[int] = loop.create_future()
         self._sent: set[int] = set()
         self._killed_after: float | None = None
         self._forced = False
-        self._tasks = [asyncio.ensure_future(self._forward(output))]
         self._notify_fd = notify_fd
-        if notify_fd is not None:
-            os.set_blocking(notify_fd, False)
-            asyncio.get_running_loop().add_reader(notify_fd, self._on_notify)
-        self.exited.add_done_callback(lambda _t: self._close_notify())
+        self._waiter: asyncio.Task[int] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     async def spawn(cls, name: str, kind: str, argv: Sequence[str], env: Mapping[str, str],
                     output: OutputMux, pass_fds: Sequence[int] = (),
                     notify: bool = True) -> Child:
-        """Start the process; with `notify`, it gets the write end of a pipe
-        in TCPWS_NOTIFY_FD and is ready when it writes a line there."""
+        """Start the process and watch it; with `notify`, it gets the write
+        end of a pipe in NOTIFY_FD_ENV and is ready when it writes a line there."""
         read_fd = write_fd = None
         full_env = dict(env)
         fds = list(pass_fds)
         if notify:
             read_fd, write_fd = os.pipe()
-            full_env["TCPWS_NOTIFY_FD"] = str(write_fd)
+            full_env[NOTIFY_FD_ENV] = str(write_fd)
             fds.append(write_fd)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -135,9 +116,28 @@ class Child:
         finally:
             if write_fd is not None:
                 os.close(write_fd)
-        child = cls(name, kind, proc, read_fd, output)
+        child = cls(name, kind, proc, read_fd)
+        child.watch(output)
         log.info("%s started, pid %d", name, proc.pid)
         return child
+
+    def watch(self, output: OutputMux) -> None:
+        """Start watching the process: its exit, its output (to `output`)
+        and its notify pipe."""
+        self._waiter = asyncio.ensure_future(self.proc.wait())
+        self._waiter.add_done_callback(self._on_exit)
+        assert self.proc.stdout is not None
+        self._tasks.append(asyncio.ensure_future(output.forward(self.name, self.proc.stdout)))
+        if self._notify_fd is not None:
+            os.set_blocking(self._notify_fd, False)
+            asyncio.get_running_loop().add_reader(self._notify_fd, self._on_notify)
+
+    def _on_exit(self, waiter: asyncio.Task[int]) -> None:
+        self._close_notify()
+        if waiter.cancelled():
+            self.exited.cancel()
+        elif not self.exited.done():
+            self.exited.set_result(waiter.result())
 
     @property
     def pid(self) -> int:
@@ -181,21 +181,6 @@ class Child:
                 self._mark_ready()
                 return
             await asyncio.sleep(READY_POLL)
-
-    async def _forward(self, output: OutputMux) -> None:
-        """Drain stdout+stderr (else the child blocks, PITFALLS 9)."""
-        assert self.proc.stdout is not None
-        pending = b""
-        while chunk := await self.proc.stdout.read(MAX_LINE):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            if len(pending) >= MAX_LINE:
-                lines.append(pending)
-                pending = b""
-            for line in lines:
-                output.write(self.name, line.decode("utf-8", "replace").rstrip("\r"))
-        if pending:
-            output.write(self.name, pending.decode("utf-8", "replace"))
 
     def send(self, sig: int) -> None:
         """Signal the child's whole process group."""

@@ -1,5 +1,5 @@
 """The supervisor's configuration: one frozen object built from argv and the
-environment, here and nowhere else (STYLE). Each flag has an environment
+environment, here and nowhere else. Each flag has an environment
 variable; a flag given on the command line wins over its variable.
 
 Bad input raises ConfigError with one line that says what is wrong; the CLI
@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
+
+from tcpws import cli
 
 COMMANDS = ("run", "status", "scale", "restart", "stop")
 MAX_START_FAILURES = 5
@@ -54,8 +56,9 @@ class SupervisorConfig:
         return self.redis_url is None
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports an error in one line (CONTRACT §7)."""
+class _Parser(cli.OneLineParser):
+    """The one-line parser, raising instead of exiting: `from_args` is
+    called by tests and by `__main__`, which prints the line and exits 2."""
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
@@ -64,13 +67,15 @@ class _Parser(argparse.ArgumentParser):
 # flag -> (environment variable, default, converter, help)
 _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--host": ("TCPWS_HOST", "127.0.0.1", str, "address of every listening socket"),
-    "--http-port": ("TCPWS_HTTP_PORT", 8000, int, "HTTP + WebSocket port"),
-    "--tcp-workers": ("TCPWS_TCP_WORKERS", 1, int, "worker processes per TCP port"),
-    "--web-workers": ("TCPWS_WEB_WORKERS", 1, int, "web processes sharing --http-port"),
+    "--http-port": ("TCPWS_HTTP_PORT", 8000, cli.fixed_port, "HTTP + WebSocket port"),
+    "--tcp-workers": ("TCPWS_TCP_WORKERS", 1, cli.positive_int, "worker processes per TCP port"),
+    "--web-workers": ("TCPWS_WEB_WORKERS", 1, cli.positive_int,
+                      "web processes sharing --http-port"),
     "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one"),
-    "--stop-timeout": ("TCPWS_STOP_TIMEOUT", 10.0, float, "whole graceful-stop budget, s"),
-    "--start-timeout": ("TCPWS_START_TIMEOUT", 20.0, float, "readiness time-out per child, s"),
-    "--max-start-failures": ("TCPWS_MAX_START_FAILURES", MAX_START_FAILURES, int,
+    "--stop-timeout": ("TCPWS_STOP_TIMEOUT", 10.0, cli.seconds, "whole graceful-stop budget, s"),
+    "--start-timeout": ("TCPWS_START_TIMEOUT", 20.0, cli.seconds,
+                        "readiness time-out per child, s"),
+    "--max-start-failures": ("TCPWS_MAX_START_FAILURES", MAX_START_FAILURES, cli.positive_int,
                              "give up after a child fails to become ready this often"),
     "--redis-dir": ("TCPWS_REDIS_DIR", ".tcpws/redis", str, "data dir of --redis-durable"),
     "--redis-listen": ("TCPWS_REDIS_LISTEN", None, str, "expose embedded Redis: ADDR:PORT"),
@@ -78,19 +83,19 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--control-socket": ("TCPWS_CONTROL_SOCKET", None, str, "path of the control socket"),
     "--tcp-worker-args": ("TCPWS_TCP_WORKER_ARGS", "", str, "extra flags for each tcp worker"),
     "--web-args": ("TCPWS_WEB_ARGS", "", str, "extra flags for each web process"),
-    "--max-clients": ("TCPWS_MAX_CLIENTS", 10000, int, "streams per web process, then 503"),
-    "--http-timeout": ("TCPWS_HTTP_TIMEOUT", 10.0, float,
+    "--max-clients": ("TCPWS_MAX_CLIENTS", 10000, cli.positive_int,
+                      "streams per web process, then 503"),
+    "--http-timeout": ("TCPWS_HTTP_TIMEOUT", 10.0, cli.seconds,
                        "s a web connection may take to send a request head; 0: off"),
     "--allowed-origins": ("TCPWS_ALLOWED_ORIGINS", "", str,
                           "origins served besides the page's own; comma list, * for any"),
-    "--log-level": ("TCPWS_LOG_LEVEL", "info", str, "debug, info, warning, error"),
+    "--log-level": ("TCPWS_LOG_LEVEL", "info", cli.log_level,
+                    "debug, info, warning, error, critical"),
 }
 _SWITCHES = {
     "--ack": ("TCPWS_ACK", "tcp workers acknowledge stored lines (+N)"),
     "--redis-durable": ("TCPWS_REDIS_DURABLE", "embedded Redis keeps an fsynced AOF"),
 }
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,20 +124,20 @@ def _value(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> Any
         return default
     try:
         return conv(raw)
-    except ValueError:
+    except cli.NotANumber:
         raise ConfigError(f"{source}: invalid value {raw!r}") from None
+    except cli.BadValue as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def _switch(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> bool:
     env = _SWITCHES[flag][0]
     if getattr(ns, flag.lstrip("-").replace("-", "_")):
         return True
-    raw = environ.get(env, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ConfigError(f"{env}: expected 1/0, true/false, yes/no or on/off, not {raw!r}")
+    try:
+        return cli.boolean(environ.get(env, ""))
+    except cli.BadValue as exc:
+        raise ConfigError(f"{env}: {exc}") from None
 
 
 def parse_ports(values: Sequence[str], source: str) -> tuple[int, ...]:
@@ -144,9 +149,11 @@ def parse_ports(values: Sequence[str], source: str) -> tuple[int, ...]:
             if not part:
                 continue
             try:
-                ports.append(int(part))
-            except ValueError:
+                ports.append(cli.fixed_port(part))
+            except cli.NotANumber:
                 raise ConfigError(f"{source}: not a port number: {part!r}") from None
+            except cli.BadValue as exc:
+                raise ConfigError(f"{source}: {exc}") from None
     if not ports:
         raise ConfigError(f"{source}: no TCP port given")
     return tuple(ports)
@@ -157,7 +164,10 @@ def parse_listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"--redis-listen: expected ADDR:PORT, not {value!r}")
-    return host.strip("[]"), int(port)
+    try:
+        return host.strip("[]"), cli.fixed_port(port)
+    except cli.BadValue as exc:
+        raise ConfigError(f"--redis-listen: {exc}") from None
 
 
 def default_control_socket(http_port: int, environ: Mapping[str, str]) -> str:
@@ -166,11 +176,6 @@ def default_control_socket(http_port: int, environ: Mapping[str, str]) -> str:
     if runtime and os.path.isdir(runtime):
         return str(Path(runtime) / f"tcpws-{http_port}.sock")
     return f"/tmp/tcpws-{os.getuid()}-{http_port}.sock"
-
-
-def _check_port(port: int, what: str) -> None:
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"{what}: port {port} is out of range 1-65535")
 
 
 def _split(text: str, flag: str) -> tuple[str, ...]:
@@ -190,16 +195,10 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         tcp_ports = parse_ports([environ.get("TCPWS_TCP_PORTS") or "8001,8002,8003"],
                                 "TCPWS_TCP_PORTS")
     http_port: int = v["--http-port"]
-    _check_port(http_port, "--http-port")
-    for port in tcp_ports:
-        _check_port(port, "--tcp-port")
     if len(set(tcp_ports)) != len(tcp_ports):
         raise ConfigError(f"--tcp-port: a port is given twice: {tcp_ports}")
     if http_port in tcp_ports:
         raise ConfigError(f"--tcp-port: {http_port} is also the --http-port")
-    for flag in ("--tcp-workers", "--web-workers", "--max-start-failures", "--max-clients"):
-        if v[flag] < 1:
-            raise ConfigError(f"{flag}: must be at least 1, not {v[flag]}")
     for flag in ("--stop-timeout", "--start-timeout"):
         if not v[flag] > 0:
             raise ConfigError(f"{flag}: must be more than 0, not {v[flag]}")
@@ -207,10 +206,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         raise ConfigError(f"--http-timeout: must be 0 or more, not {v['--http-timeout']}")
     durable = _switch(ns, "--redis-durable", environ)
     listen = parse_listen(v["--redis-listen"]) if v["--redis-listen"] else None
-    if listen is not None:
-        _check_port(listen[1], "--redis-listen")
-        if listen[1] in (http_port, *tcp_ports):
-            raise ConfigError(f"--redis-listen: port {listen[1]} is already used by tcpws")
+    if listen is not None and listen[1] in (http_port, *tcp_ports):
+        raise ConfigError(f"--redis-listen: port {listen[1]} is already used by tcpws")
     password = v["--redis-password"]
     if v["--redis-url"] is not None and (durable or listen is not None):
         raise ConfigError("--redis-durable and --redis-listen apply only to the embedded "
@@ -218,9 +215,6 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     if listen is not None and not password:
         raise ConfigError("--redis-listen exposes Redis to the network: set a password with "
                           "--redis-password or TCPWS_REDIS_PASSWORD")
-    level = str(v["--log-level"]).lower()
-    if level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"--log-level: expected debug, info, warning or error, not {level!r}")
     command = tuple(ns.command) or ("run",)
     if command[0] not in COMMANDS:
         raise ConfigError(f"unknown command {command[0]!r} (expected one of "
@@ -237,5 +231,5 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         web_args=_split(v["--web-args"], "--web-args"),
         max_clients=v["--max-clients"], http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],
-        log_level=level, command=command, base_env=dict(environ),
+        log_level=v["--log-level"], command=command, base_env=dict(environ),
     )

@@ -5,7 +5,8 @@ running supervisor.
 Protocol: the client sends one line, a JSON array of words
 (`["scale", "tcp", "3"]`); the server answers one JSON object line,
 `{"ok": true, ...}` or `{"ok": false, "error": "..."}`, and closes. The
-server only answers and queues commands; the supervisor loop acts."""
+server only answers and queues typed commands (supervisor/commands.py); the
+supervisor loop acts."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from supervisor.commands import Command, Restart, RestartAll, Scale, Stop
 from supervisor.config import ConfigError
 from supervisor.slot import Slot
 
@@ -38,7 +40,7 @@ class Controlled(Protocol):
     @property
     def stop_requested(self) -> asyncio.Event: ...
 
-    def request(self, *command: str) -> None: ...
+    def request(self, command: Command) -> None: ...
 
 
 def answer(supervisor: Controlled, words: list[str]) -> dict[str, Any]:
@@ -48,18 +50,18 @@ def answer(supervisor: Controlled, words: list[str]) -> dict[str, Any]:
         case ["status"]:
             return {"ok": True, "children": [s.status() for s in supervisor.slots.values()]}
         case ["stop"]:
-            supervisor.request("exit", "control: stop")
+            supervisor.request(Stop("control: stop"))
             return {"ok": True, "message": "stopping"}
         case _ if busy:
             return {"ok": False, "error": "the supervisor is shutting down"}
         case ["scale", "tcp", n] if n.isdigit() and int(n) >= 1:
-            supervisor.request("scale", n)
+            supervisor.request(Scale(int(n)))
             return {"ok": True, "message": f"scaling to {int(n)} tcp worker(s) per port"}
         case ["restart", "all"]:
-            supervisor.request("rolling", "", "control")
+            supervisor.request(RestartAll())
             return {"ok": True, "message": "rolling restart of every worker"}
         case ["restart", name] if name in supervisor.slots and name != "redis":
-            supervisor.request("restart", name)
+            supervisor.request(Restart(name))
             return {"ok": True, "message": f"restarting {name}"}
         case ["restart", name]:
             return {"ok": False, "error": f"no worker named {name!r} (see status; "

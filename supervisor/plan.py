@@ -5,8 +5,8 @@ Start order is redis → web → tcp, so a TCP port never accepts data before
 the path to WebSocket clients is up; stop order is the reverse, so every line
 a tcp worker read is published while web and Redis are still there. Each
 stage gets a share of `--stop-timeout`; the child is told one second less
-(its own grace), so that app grace < stage time-out < whole budget
-(PITFALLS 6)."""
+(its own grace), so that app grace < stage time-out < whole budget: each
+layer gives up before the one above it must kill it."""
 
 from __future__ import annotations
 

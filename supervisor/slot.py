@@ -2,17 +2,18 @@
 running there, restarts it with back-off, replaces it for a rolling restart,
 and stops it.
 
-One task per slot owns every process of the slot, so a stop, a restart and a
-replacement never race each other: requests only set a flag and wake that
-task. Restart policy (PITFALLS 7): the first restart is immediate, then
-exponential back-off with jitter per slot (tcpws.backoff), reset after a
-stable run. A slot whose process fails to become ready `max_failures` times
-in a row gives up and tells the supervisor, which then stops everything."""
+Constructing a Slot only records; `start()` starts its one task, which owns
+every process of the slot, so a stop, a restart and a replacement never race:
+`stop()` and `replace()` only change the mode (supervisor/modes.py) and wake
+the task. The first restart is immediate, then exponential back-off with
+jitter per slot, reset after a stable run: a crash loop never floods CPU and
+log, a short blip never leaves a dead service. A process that fails to become
+ready `max_failures` times in a row makes the slot give up and tell the
+supervisor, which then stops everything."""
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import signal
 import time
@@ -20,21 +21,15 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from supervisor.child import Child, ExitReport, OutputMux
+from supervisor.child import Child, ExitReport
+from supervisor.modes import BackingOff, Exited, Mode, Replacing, Serving, Starting, Stopping
+from supervisor.output import OutputMux
 from tcpws.backoff import Backoff
 
 log = logging.getLogger("supervisor")
 
 BACKOFF_CAP = 30.0
 BACKOFF_RESET_AFTER = 10.0
-
-
-class SlotState(enum.StrEnum):
-    STARTING = "starting"
-    READY = "ready"
-    BACKOFF = "backoff"
-    STOPPING = "stopping"
-    EXITED = "exited"
 
 
 @dataclass(frozen=True)
@@ -54,12 +49,6 @@ class ChildSpec:
 
 
 @dataclass
-class _Stop:
-    budget: float
-    force: asyncio.Event
-
-
-@dataclass
 class Slot:
     spec: ChildSpec
     output: OutputMux
@@ -68,58 +57,62 @@ class Slot:
     on_give_up: Callable[[Slot, str], None]
     backoff: Backoff = field(default_factory=lambda: Backoff(
         cap=BACKOFF_CAP, reset_after=BACKOFF_RESET_AFTER))
-    state: SlotState = SlotState.STARTING
     restarts: int = 0
     failures: int = 0
     last_exit: str = ""
-    current: Child | None = None
-    incoming: Child | None = None  # the replacement during a rolling restart
-
-    def __post_init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.first_ready: asyncio.Future[bool] = loop.create_future()
-        self._wake = asyncio.Event()
-        self._stop: _Stop | None = None
-        self._replace: asyncio.Future[bool] | None = None
-        self._handled: Child | None = None  # last process whose exit was already handled
-        self._task = asyncio.ensure_future(self._run())
+    mode: Mode = field(default_factory=Starting, init=False)
+    first_ready: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future(), init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[ExitReport | None] | None = field(default=None, init=False)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def stopping(self) -> bool:  # a stop was asked; the task ends as soon as it sees it
+        return isinstance(self.mode, Stopping)
+
     def status(self) -> dict[str, Any]:
-        child = self.current
-        up = 0.0
-        if child is not None and child.running:
-            up = time.monotonic() - (child.ready_at or child.started)
-        return {"name": self.name, "pid": child.pid if child and child.running else None,
-                "state": str(self.state), "uptime": round(up, 1), "restarts": self.restarts,
-                "last_exit": self.last_exit}
+        child = self.mode.shown()
+        running = child is not None and child.running
+        up = time.monotonic() - (child.ready_at or child.started) if child and running else 0.0
+        return {"name": self.name, "pid": child.pid if child and running else None,
+                "state": str(self.mode.state), "uptime": round(up, 1),
+                "restarts": self.restarts, "last_exit": self.last_exit}
+
+    def start(self) -> None:
+        """Start the slot's task: from now on a process is kept running here."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
 
     async def stop(self, budget: float, force: asyncio.Event) -> ExitReport | None:
         """Stop the slot for good: its process gets SIGTERM, then SIGKILL
         after `budget` s (at once when `force` is set). Returns how the last
         process ended (None if none was running)."""
-        if self._stop is None:
-            self._stop = _Stop(budget, force)
+        if self._task is None:
+            return None
+        if not isinstance(self.mode, Stopping | Exited):
+            self.mode = Stopping(budget, force, was=self.mode)
         self._wake.set()
         return await asyncio.shield(self._task)
 
     async def replace(self) -> bool:
         """Rolling restart: start a new process, wait until it is ready, then
         stop the old one. False if the new one did not become ready."""
-        if self._stop is not None or self.state is not SlotState.READY:
-            return False
-        if self._replace is None or self._replace.done():  # else join the one under way
-            self._replace = asyncio.get_running_loop().create_future()
+        mode = self.mode
+        if isinstance(mode, Serving):
+            mode = self.mode = Replacing(mode.child, asyncio.get_running_loop().create_future())
             self._wake.set()
-        return await asyncio.shield(self._replace)
+        if isinstance(mode, Replacing):  # the one just asked for, or join the one under way
+            return await asyncio.shield(mode.done)
+        return False
 
     async def _until(self, *waits: Awaitable[Any], limit: float | None = None) -> None:
         """Wait for the first of `waits`, a wake-up, or the time-out. A stop
         requested before we got here is not lost with the cleared wake-up."""
-        if self._stop is not None:
+        if self.stopping:
             return
         self._wake.clear()
         wake = asyncio.ensure_future(self._wake.wait())
@@ -127,8 +120,37 @@ class Slot:
         await asyncio.wait(futures, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         wake.cancel()
 
-    async def _start_one(self) -> Child | None:
-        """Spawn one process and wait until it is ready; None on failure (counted)."""
+    async def _run(self) -> ExitReport | None:
+        delay: float | None = None  # None: the first start, not a restart
+        while not isinstance(self.mode, Stopping | Exited):
+            if delay is not None:
+                self.mode = BackingOff()
+                if delay > 0:
+                    log.info("%s restarts in %.1f s", self.name, delay)
+                    await self._until(limit=delay)
+                if self.stopping:
+                    break
+                self.restarts += 1
+            starting = self.mode = Starting()
+            child = await self._start_one(starting)
+            if child is None:
+                delay = self.backoff.next_delay()
+                continue
+            await self._serve(child)
+            if not isinstance(self.mode, Serving):
+                break
+            ended = self.mode.child
+            report = ended.report(ended.exited.result())
+            self.last_exit = report.reason
+            self.backoff.succeeded(time.monotonic() - (ended.ready_at or ended.started))
+            delay = self.backoff.next_delay()
+            log.warning("%s exited unexpectedly: %s; restarting in %.1f s",
+                        self.name, report.reason, delay)
+        return await self._shutdown()
+
+    async def _start_one(self, place: Starting | Replacing) -> Child | None:
+        """Spawn a process into `place` and wait until it is ready. None when
+        it failed (counted, and the slot may give up) or a stop came first."""
         reason, timed_out = "", False
         try:
             child = await Child.spawn(self.name, self.spec.kind, self.spec.argv, self.spec.env,
@@ -137,17 +159,14 @@ class Slot:
         except OSError as exc:
             child, reason = None, f"could not start: {exc}"
         if child is not None:
-            if self.state is SlotState.READY:
-                self.incoming = child
-            else:
-                self.current, self.state = child, SlotState.STARTING
+            place.hold(child)
             if self.spec.probe is not None:
                 child.probe_readiness(self.spec.probe)
             await self._until(child.ready, child.exited, limit=self.start_timeout)
             if child.ready.done():
                 self.failures = 0
                 return child
-            if self._stop is not None:
+            if self.stopping:
                 return None
             if child.exited.done():
                 reason = f"{child.report(child.exited.result()).reason} before it was ready"
@@ -158,94 +177,75 @@ class Slot:
         self.last_exit = reason
         log.error("%s %s (%d of %d tries)", self.name, reason, self.failures, self.max_failures)
         if self.failures >= self.max_failures:
-            self._give_up(f"{self.name} failed to become ready {self.failures} times in a row"
-                          f" (last: {reason})")
+            self._give_up(place, f"{self.name} failed to become ready {self.failures} times"
+                                 f" in a row (last: {reason})")
         elif timed_out and not self.first_ready.done():
-            self._give_up(f"{self.name} {reason} during start-up (--start-timeout)")
+            self._give_up(place, f"{self.name} {reason} during start-up (--start-timeout)")
         return None
 
-    def _give_up(self, message: str) -> None:
-        self.state = SlotState.EXITED
+    def _give_up(self, place: Starting | Replacing, message: str) -> None:
+        """Tell the supervisor, which stops everything (the old process of a
+        replacement that gives up serves until then)."""
+        if isinstance(place, Starting) and not self.stopping:
+            self.mode = Exited()
         if not self.first_ready.done():
             self.first_ready.set_result(False)
         self.on_give_up(self, message)
 
-    async def _run(self) -> ExitReport | None:
-        delay: float | None = None
-        while self._stop is None and self.state is not SlotState.EXITED:
-            if delay is not None:
-                self.state = SlotState.BACKOFF
-                if delay > 0:
-                    log.info("%s restarts in %.1f s", self.name, delay)
-                    await self._until(limit=delay)
-                if self._stop is not None:
-                    break
-                self.restarts += 1
-            child = await self._start_one()
-            if child is None:
-                delay = self.backoff.next_delay()
-                continue
-            await self._serve(child)
-            if self._stop is not None or self.current is None:
-                break
-            ended = self._handled = self.current
-            report = ended.report(ended.exited.result())
-            self.last_exit = report.reason
-            self.backoff.succeeded(time.monotonic() - (ended.ready_at or ended.started))
-            delay = self.backoff.next_delay()
-            log.warning("%s exited unexpectedly: %s; restarting in %.1f s",
-                        self.name, report.reason, delay)
-        return await self._shutdown()
-
     async def _serve(self, child: Child) -> None:
-        """Hold the READY state until the process exits or a stop comes;
-        handle rolling-restart requests meanwhile."""
-        self.current, self.state = child, SlotState.READY
+        """Serve `child` until it exits or a stop comes; carry out
+        rolling-restart requests meanwhile."""
+        if not self.stopping:
+            self.mode = Serving(child)
         if not self.first_ready.done():
             self.first_ready.set_result(True)
         log.info("%s ready (pid %d)", self.name, child.pid)
-        while self._stop is None:
-            if self._replace is not None and not self._replace.done():
-                await self._swap(self._replace)
-            await self._until(self.current.exited)
-            if self.current.exited.done():
+        while True:
+            mode = self.mode
+            if isinstance(mode, Replacing):
+                await self._swap(mode)
+            elif isinstance(mode, Serving) and mode.child.running:
+                await self._until(mode.child.exited)
+            else:
                 return
 
-    async def _swap(self, done: asyncio.Future[bool]) -> None:
-        old = self.current
-        assert old is not None
-        new = await self._start_one()
-        if self._stop is None:  # else _shutdown stops the incoming process too
-            self.incoming = None
+    async def _swap(self, replacing: Replacing) -> None:
+        """Start the replacement; once it is ready, serve it and stop the old one."""
+        old = replacing.old
+        new = await self._start_one(replacing)
         if new is None:
-            if not done.done():
-                done.set_result(False)
+            if not self.stopping:  # else the stop ends the replacement too
+                self.mode = Serving(old)
+            if not replacing.done.done():
+                replacing.done.set_result(False)
             return
-        self.current = new
+        replacing.swapped = True
         log.info("%s replaced: pid %d ready, stopping pid %d", self.name, new.pid, old.pid)
         report = await old.stop(self.spec.stop_budget, self.spec.replace_signal)
         if not report.clean:
             log.warning("old %s", report)
-        if not done.done():
-            done.set_result(True)
+        if not self.stopping:
+            self.mode = Serving(new)
+        if not replacing.done.done():
+            replacing.done.set_result(True)
 
     async def _shutdown(self) -> ExitReport | None:
-        stop = self._stop
-        self.state = SlotState.STOPPING
-        if self._replace is not None and not self._replace.done():
-            self._replace.set_result(False)
+        """End every process of the slot; returns how the served one ended."""
         report: ExitReport | None = None
-        if stop is not None:
-            for child in (self.incoming, self.current):
-                if child is not None and child.running:
+        if isinstance(self.mode, Stopping):
+            stop = self.mode
+            if isinstance(stop.was, Replacing) and not stop.was.done.done():
+                stop.was.done.set_result(False)
+            children = stop.was.to_stop()
+            for child in children:
+                if child.running:
                     report = await child.stop(stop.budget, force=stop.force)
-        ended = self.current
-        if report is None and ended is not None and ended is not self._handled \
-                and not ended.running and ended.ready.done():
-            report = ended.report(ended.exited.result())  # it exited just as the stop came
+            last = children[-1] if children else None
+            if report is None and last is not None and last.ready.done():
+                report = last.report(last.exited.result())  # it exited just as the stop came
         if not self.first_ready.done():
             self.first_ready.set_result(False)
-        self.state = SlotState.EXITED
+        self.mode = Exited()
         if report is not None:
             self.last_exit = report.reason
         return report

@@ -1,9 +1,10 @@
 """The listening sockets, bound once by the supervisor and inherited by its
-children (PITFALLS 11, 12).
+children (`pass_fds`; they rebuild them with `socket.socket(fileno=fd)`).
 
 Every worker of a TCP port shares that port's socket and every web process
 shares the HTTP socket, so a worker that dies never closes its port: new
-connections wait in the kernel backlog until a worker accepts them again.
+connections wait in the kernel backlog until a worker accepts them again
+(SO_REUSEPORT instead would drop the queue of a dying listener).
 Binding everything up front also makes a busy port fail fast, before any
 child starts."""
 

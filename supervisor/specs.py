@@ -1,9 +1,9 @@
 """How each child is started: its argv, environment and inherited
 sockets (the supervisor → child protocol of docs/design.md).
 
-Python children get `TCPWS_PARENT_PID` (they set PR_SET_PDEATHSIG),
-`TCPWS_NAME`, `REDIS_URL` and `TCPWS_LISTEN_FD`; the notify pipe is added by
-`Child.spawn`. Each is told its own graceful-stop time: the stage budget
+Python children get the parent pid (they set PR_SET_PDEATHSIG), their name,
+`REDIS_URL` and the inherited socket's fd, under the names in `tcpws.cli`;
+the notify pipe is added by `Child.spawn`. Each is told its own graceful-stop time: the stage budget
 minus one second (plan.child_grace)."""
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import signal
 import sys
 
 from supervisor.config import SupervisorConfig
-from supervisor.embedded_redis import EmbeddedRedis
 from supervisor.plan import Kind, StageBudgets
+from supervisor.redis_stage import EmbeddedRedis
 from supervisor.slot import ChildSpec
 from supervisor.sockets import Listeners
+from tcpws.cli import LISTEN_FD_ENV, NAME_ENV, NOTIFY_FD_ENV, ChildEnv
 
 # Inherited from our own environment, these would mislead a child.
-NOT_INHERITED = ("TCPWS_LISTEN_FD", "TCPWS_NOTIFY_FD", "PORT")
+NOT_INHERITED = (LISTEN_FD_ENV, NOTIFY_FD_ENV, "PORT")
 
 
 class SpecFactory:
@@ -41,8 +42,8 @@ class SpecFactory:
                              stop_budget=self.budgets.redis)
         assert port is not None
         sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]
-        env.update(PYTHONUNBUFFERED="1", TCPWS_PARENT_PID=str(os.getpid()), TCPWS_NAME=name,
-                   REDIS_URL=self.redis_url, TCPWS_LISTEN_FD=str(sock.fileno()))
+        env.update(ChildEnv(parent_pid=os.getpid(), listen_fd=sock.fileno()).to_environ())
+        env.update({"PYTHONUNBUFFERED": "1", NAME_ENV: name, "REDIS_URL": self.redis_url})
         common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
         if kind is Kind.WEB:
             argv = [sys.executable, "-m", "web", *common,

@@ -1,55 +1,51 @@
 """The supervisor's main loop: start the stages in order, act on signals
 and control commands, then stop the stages in reverse order.
 
-Signal handlers and control requests only queue a command (STYLE); this
-loop is the one place that acts on them. Each child lives in a Slot, which
+Signal handlers and control requests only queue a command
+(supervisor/commands.py); `serve` is the one place that acts on them, each
+through its named `handle_*` method. Each child lives in a Slot, which
 restarts it on its own; the loop only adds, removes, replaces and stops
 slots."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
+from collections.abc import Mapping
 from functools import partial
-from typing import Any
 
-from supervisor.child import OutputMux
+from supervisor.commands import (
+    HANDLED_SIGNALS,
+    STOP_SIGNALS,
+    Command,
+    Fatal,
+    Restart,
+    RestartAll,
+    Scale,
+    Stop,
+    from_job_control,
+    stops,
+)
 from supervisor.config import SupervisorConfig
 from supervisor.control import ControlServer, answer
-from supervisor.embedded_redis import EmbeddedRedis
-from supervisor.external_redis import wait_until_answers
+from supervisor.output import OutputMux
 from supervisor.plan import (
-    START_ORDER,
     STOP_ORDER,
     Kind,
     initial_names,
-    next_index,
     padded_width,
-    scale_steps,
     stage_budgets,
     tcp_name,
     web_name,
 )
+from supervisor.pool import Pool
+from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.specs import SpecFactory
 
 log = logging.getLogger("supervisor")
-
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
-
-
-def background_job() -> bool:
-    """True when we are a background job of a terminal: then SIGTTIN/SIGTTOU
-    may come from job control, not from a user (PITFALLS 10)."""
-    for fd in (0, 1, 2):
-        with contextlib.suppress(OSError):
-            if os.isatty(fd) and os.tcgetpgrp(fd) != os.getpgrp():
-                return True
-    return False
 
 
 class Supervisor:
@@ -65,36 +61,34 @@ class Supervisor:
         self.specs = SpecFactory(config, listeners, redis, self.budgets)
         self.output = OutputMux(padded_width(initial_names(
             config.tcp_ports, config.tcp_workers, config.web_workers, redis is not None)))
-        self.slots: dict[str, Slot] = {}
-        self.retiring: set[str] = set()
-        self.commands: asyncio.Queue[tuple[str, ...]] = asyncio.Queue()
+        self.commands: asyncio.Queue[Command] = asyncio.Queue()
         self.stop_requested = asyncio.Event()
         self.force = asyncio.Event()
         self.failure: str | None = None
         self.problems: list[str] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._rolling_tasks: set[asyncio.Task[None]] = set()
+        self.pool = Pool(config, self.specs, self.output, self.on_give_up, self.budgets.tcp,
+                         self.stop_requested, self.force)
+
+    @property
+    def slots(self) -> Mapping[str, Slot]:
+        return self.pool.slots
 
     # Signals and control requests: queue a command, nothing else.
     def on_signal(self, sig: signal.Signals) -> None:
-        if sig in (signal.SIGTERM, signal.SIGINT):
-            if self.stop_requested.is_set():
-                self.force.set()
-            self.request("exit", sig.name)
-        else:
-            self.request({signal.SIGTTIN: "scale", signal.SIGTTOU: "scale",
-                          signal.SIGHUP: "rolling"}[sig],
-                         {signal.SIGTTIN: "+1", signal.SIGTTOU: "-1"}.get(sig, ""), sig.name)
+        """A second SIGTERM/SIGINT also makes every stop left a fast one."""
+        if sig in STOP_SIGNALS and self.stop_requested.is_set():
+            self.force.set()
+        self.request(sig)
 
-    def request(self, *command: str) -> None:
-        if command[0] in ("exit", "fatal"):
+    def request(self, command: Command) -> None:
+        if stops(command):
             self.stop_requested.set()
         self.commands.put_nowait(command)
 
     def on_give_up(self, slot: Slot, message: str) -> None:
         if self.failure is None:
             self.failure = message
-        self.request("fatal", message)
+        self.request(Fatal(message))
 
     async def run(self) -> int:
         """Start, serve until asked to stop, stop; returns the exit code."""
@@ -125,118 +119,107 @@ class Supervisor:
         return 0
 
     async def start(self) -> bool:
-        """Start redis → web → tcp, each stage gated on readiness."""
-        cfg = self.config
-        for kind in START_ORDER:
-            if kind is Kind.REDIS and self.redis is None and cfg.redis_url is not None:
-                if not await wait_until_answers(cfg.redis_url, self.stop_requested):
-                    return False
-                continue
-            if kind is Kind.REDIS and self.redis is not None:
-                slots = [self._add(Kind.REDIS, "redis")]
-            elif kind is Kind.WEB:
-                slots = [self._add(Kind.WEB, web_name(i), cfg.http_port, i)
-                         for i in range(1, cfg.web_workers + 1)]
-            elif kind is Kind.TCP:
-                slots = [self._add(Kind.TCP, tcp_name(p, i), p, i)
-                         for p in cfg.tcp_ports for i in range(1, cfg.tcp_workers + 1)]
-            else:
-                continue
-            log.info("starting %s: %s", kind, ", ".join(s.name for s in slots))
-            if not await self._all_ready(slots):
-                return False
-            log.info("stage %s ready", kind)
-        log.info("tcpws ready: http://%s:%d/ (WebSocket /ws), TCP ports %s",
-                 cfg.host, cfg.http_port, ",".join(map(str, cfg.tcp_ports)))
+        """Start redis → web → tcp, each stage only once the one before is ready."""
+        started = (await self.start_redis()
+                   and await self.start_web()
+                   and await self.start_tcp())
+        if started:
+            log.info("tcpws ready: http://%s:%d/ (WebSocket /ws), TCP ports %s", self.config.host,
+                     self.config.http_port, ",".join(map(str, self.config.tcp_ports)))
+        return started
+
+    async def start_redis(self) -> bool:
+        """Our redis-server ready, or the Redis of --redis-url answering PING."""
+        if self.redis is not None:
+            return await self._start_stage(Kind.REDIS, [self.pool.add(Kind.REDIS, "redis")])
+        if self.config.redis_url is not None:
+            return await wait_until_answers(self.config.redis_url, self.stop_requested)
         return True
 
-    async def _all_ready(self, slots: list[Slot]) -> bool:
-        pending: set[asyncio.Future[Any]] = {s.first_ready for s in slots}
-        while pending and not self.stop_requested.is_set():
-            stop = asyncio.ensure_future(self.stop_requested.wait())
-            done, _ = await asyncio.wait(pending | {stop}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            pending -= done
-        return all(s.first_ready.done() and s.first_ready.result() for s in slots)
+    async def start_web(self) -> bool:
+        cfg = self.config
+        return await self._start_stage(Kind.WEB, [
+            self.pool.add(Kind.WEB, web_name(i), cfg.http_port, i)
+            for i in range(1, cfg.web_workers + 1)])
+
+    async def start_tcp(self) -> bool:
+        cfg = self.config
+        return await self._start_stage(Kind.TCP, [
+            self.pool.add(Kind.TCP, tcp_name(p, i), p, i)
+            for p in cfg.tcp_ports for i in range(1, cfg.tcp_workers + 1)])
+
+    async def _start_stage(self, kind: Kind, slots: list[Slot]) -> bool:
+        log.info("starting %s: %s", kind, ", ".join(s.name for s in slots))
+        if not await self.pool.start_all(slots):
+            return False
+        log.info("stage %s ready", kind)
+        return True
 
     async def serve(self) -> None:
         """Act on queued commands until one says stop."""
-        while True:
-            command = await self.commands.get()
-            match command:
-                case ("exit", why):
-                    log.info("%s: graceful shutdown (send it again to stop at once)", why)
-                    return
-                case ("fatal", message):
-                    log.error("%s: stopping everything", message)
-                    return
-                case ("scale", how, *why):
-                    if why and why[0] in ("SIGTTIN", "SIGTTOU") and background_job():
-                        log.warning("%s ignored: we are a background job of a terminal; use "
-                                    "`python -m supervisor scale tcp N`", why[0])
-                    else:
-                        self.scale(how)
-                case ("rolling", *_):
-                    names = [n for n, s in self.slots.items() if s.spec.kind != Kind.REDIS]
-                    self._spawn(self._rolling(names), rolling=True)
-                case ("restart", name):
-                    self._spawn(self._rolling([name]), rolling=True)
+        while self.dispatch(await self.commands.get()):
+            pass
 
-    def _spawn(self, coro: Any, rolling: bool = False) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        tasks = self._rolling_tasks if rolling else self._tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+    def dispatch(self, command: Command) -> bool:
+        """Hand `command` to its handler; False once the loop is to stop."""
+        match command:
+            case signal.SIGTERM | signal.SIGINT:
+                return self.handle_exit(command.name)
+            case Stop(why):
+                return self.handle_exit(why)
+            case Fatal(message):
+                return self.handle_fatal(message)
+            case signal.SIGTTIN:
+                return self.handle_ttin()
+            case signal.SIGTTOU:
+                return self.handle_ttou()
+            case Scale(workers):
+                return self.handle_scale(workers)
+            case signal.SIGHUP | RestartAll():
+                return self.handle_hup()
+            case Restart(name):
+                return self.handle_restart(name)
+        return True
 
-    def tcp_slots(self, port: int) -> list[Slot]:
-        return sorted((s for s in self.slots.values()
-                       if s.spec.port == port and s.spec.kind == Kind.TCP
-                       and s.name not in self.retiring), key=lambda s: s.spec.index)
+    def handle_exit(self, why: str) -> bool:
+        log.info("%s: graceful shutdown (send it again to stop at once)", why)
+        return False
 
-    def scale(self, how: str) -> None:
-        """`+1`, `-1` or `N`: workers per TCP port, never fewer than one."""
-        for port in self.config.tcp_ports:
-            slots = self.tcp_slots(port)
-            target = len(slots) + int(how) if how[0] in "+-" else int(how)
-            steps = scale_steps(len(slots), target)
-            for _ in range(steps):
-                index = next_index([s.spec.index for s in self.tcp_slots(port)])
-                self._add(Kind.TCP, tcp_name(port, index), port, index)
-            for slot in slots[len(slots) + steps:] if steps < 0 else []:
-                self.retiring.add(slot.name)
-                self._spawn(self._retire(slot))
-        log.info("tcp workers per port: %d", len(self.tcp_slots(self.config.tcp_ports[0])))
+    def handle_fatal(self, message: str) -> bool:
+        log.error("%s: stopping everything", message)
+        return False
 
-    async def _retire(self, slot: Slot) -> None:
-        report = await slot.stop(self.budgets.tcp, self.force)
-        log.info("%s removed: %s", slot.name, report.reason if report else "not running")
-        self.slots.pop(slot.name, None)
-        self.retiring.discard(slot.name)
+    def handle_ttin(self) -> bool:
+        """One more tcp worker per port."""
+        if not from_job_control(signal.SIGTTIN):
+            self.pool.scale(by=1)
+        return True
 
-    async def _rolling(self, names: list[str]) -> None:
-        """Replace each worker in turn: new one ready, then the old one stops."""
-        for name in names:
-            slot = self.slots.get(name)
-            if slot is None or name in self.retiring or self.stop_requested.is_set():
-                continue
-            log.info("rolling restart of %s", name)
-            if not await slot.replace():
-                log.error("%s: no replacement became ready; the old process keeps running",
-                          name)
+    def handle_ttou(self) -> bool:
+        """One fewer tcp worker per port, never fewer than one."""
+        if not from_job_control(signal.SIGTTOU):
+            self.pool.scale(by=-1)
+        return True
 
-    def _add(self, kind: Kind, name: str, port: int | None = None, index: int = 1) -> Slot:
-        slot = Slot(self.specs.spec(kind, name, port, index), self.output,
-                    self.config.start_timeout, self.config.max_start_failures, self.on_give_up)
-        self.slots[name] = slot
-        return slot
+    def handle_scale(self, workers: int) -> bool:
+        self.pool.scale(to=workers)
+        return True
+
+    def handle_hup(self) -> bool:
+        """Rolling restart of every web and tcp worker (SIGHUP, `restart all`)."""
+        self.pool.roll()
+        return True
+
+    def handle_restart(self, name: str) -> bool:
+        self.pool.roll([name])
+        return True
 
     async def shutdown(self) -> None:
         """Stop tcp → web → redis; each stage within its own time-out.
         After a second SIGTERM/SIGINT (`force`), stragglers get SIGKILL at once."""
-        for task in list(self._rolling_tasks):
-            task.cancel()
+        self.pool.cancel_rolling()
         for kind in STOP_ORDER:
-            slots = [s for s in self.slots.values() if s.spec.kind == kind]
+            slots = self.pool.of(kind)
             if not slots:
                 continue
             # Drop our copy of the stage's listening sockets: once its children
@@ -246,13 +229,10 @@ class Supervisor:
             budget = self.budgets.of(kind)
             log.info("stopping %s: %s (time-out %.1f s)", kind,
                      ", ".join(s.name for s in slots), budget)
-            reports = await asyncio.gather(*(s.stop(budget, self.force) for s in slots))
-            for report in reports:
-                if report is None:
-                    continue
-                if report.clean:
+            for report in await asyncio.gather(*(s.stop(budget, self.force) for s in slots)):
+                if report is not None and report.clean:
                     log.info("%s", report)
-                else:
+                elif report is not None:
                     log.error("%s", report)
                     self.problems.append(str(report))
             log.info("%s stopped", kind)

@@ -1,4 +1,4 @@
-"""`python -m tcp_worker`: one TCP ingestion worker (CONTRACT §4).
+"""`python -m tcp_worker`: one TCP ingestion worker.
 
 Exit codes: 0 after a clean drain (every line read is stored), 1 when lines
 read could not be published (the log says how many), 2 for bad flags or a
@@ -71,7 +71,8 @@ class Worker:
 
     def _watched(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A task that must run until cancelled: if it dies, so do we (exit 1),
-        rather than reading lines that nobody publishes (PITFALLS 15)."""
+        rather than reading lines that nobody publishes: a dead task is not
+        noticed by anyone else."""
         task = asyncio.create_task(work, name=name)
 
         def done(task: asyncio.Task[None]) -> None:

@@ -9,81 +9,14 @@ from __future__ import annotations
 
 import argparse
 import socket
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+
+from tcpws import cli
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
 PROG = "tcp_worker"
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """A bad flag is one line on stderr and exit 2 (CONTRACT §7), not the
-    usage block argparse prints by default."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
-        return value
-    return parse
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
-
-
-def _log_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise argparse.ArgumentTypeError(f"unknown log level: {text!r}")
-    return level
-
-
-def _env_fd(environ: Mapping[str, str], var: str) -> int | None:
-    text = environ.get(var, "")
-    if text == "":
-        return None
-    if not text.isdigit():
-        sys.stderr.write(f"{PROG}: error: {var} must be a non-negative integer, got {text!r}\n")
-        raise SystemExit(2)
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -101,7 +34,7 @@ class Config:
     idle_timeout: float = 300.0
     drain_timeout: float = 5.0
     max_pending_bytes: int = 4 * MIB
-    log_level: str = "INFO"
+    log_level: str = "info"
     hostname: str = "localhost"
     parent_pid: int | None = None
     listen_fd: int | None = None
@@ -115,40 +48,40 @@ class Config:
     @property
     def client_name(self) -> str:
         """CLIENT SETNAME value; the honcho redis entry waits for these."""
-        return f"tcpws-tcp:{self.name}"
+        return f"{cli.TCP_CLIENT_PREFIX}{self.name}"
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     env = environ.get
-    p = _OneLineParser(prog=PROG, description="Frame newline-delimited TCP into Redis.")
+    p = cli.OneLineParser(prog=PROG, description="Frame newline-delimited TCP into Redis.")
     p.add_argument("--host", default=env("TCPWS_HOST", "127.0.0.1"),
                    help="address to listen on (env TCPWS_HOST)")
-    p.add_argument("--port", type=_port, default=env("PORT", "8001"),
+    p.add_argument("--port", type=cli.port, default=env("PORT", "8001"),
                    help="TCP port to listen on (env PORT)")
     p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
                    help="Redis to publish to (env REDIS_URL)")
-    p.add_argument("--name", default=env("TCPWS_NAME") or None,
+    p.add_argument("--name", default=env(cli.NAME_ENV) or None,
                    help="worker name in logs and heartbeats (env TCPWS_NAME; default tcp.<port>)")
-    p.add_argument("--max-line-bytes", type=_int_at_least(1),
+    p.add_argument("--max-line-bytes", type=cli.positive_int,
                    default=env("TCPWS_MAX_LINE_BYTES", "65536"),
                    help="longer lines are dropped and counted")
-    p.add_argument("--history-maxlen", type=_int_at_least(1),
+    p.add_argument("--history-maxlen", type=cli.positive_int,
                    default=env("TCPWS_HISTORY_MAXLEN", "100000"),
                    help="approximate MAXLEN of the history stream, in entries")
     p.add_argument("--ack", action="store_true", default=None,
                    help="write +N\\n back once N more lines are stored (env TCPWS_ACK=1)")
-    p.add_argument("--max-connections", type=_int_at_least(1),
+    p.add_argument("--max-connections", type=cli.positive_int,
                    default=env("TCPWS_MAX_CONNECTIONS", "4096"),
                    help="connections over this get '-ERR too many connections' and are closed")
-    p.add_argument("--idle-timeout", type=_seconds, default=env("TCPWS_IDLE_TIMEOUT", "300"),
+    p.add_argument("--idle-timeout", type=cli.seconds, default=env("TCPWS_IDLE_TIMEOUT", "300"),
                    help="close a connection silent this long, seconds (0 = never)")
-    p.add_argument("--drain-timeout", type=_seconds, default=env("TCPWS_DRAIN_TIMEOUT", "5"),
+    p.add_argument("--drain-timeout", type=cli.seconds, default=env("TCPWS_DRAIN_TIMEOUT", "5"),
                    help="on SIGTERM, how long open connections may keep sending")
-    p.add_argument("--max-pending-bytes", type=_int_at_least(1),
+    p.add_argument("--max-pending-bytes", type=cli.positive_int,
                    default=env("TCPWS_MAX_PENDING_BYTES", str(4 * MIB)),
                    help="read-but-unpublished bytes above which every socket stops reading")
-    p.add_argument("--log-level", type=_log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
-                   help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument("--log-level", type=cli.log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
+                   help="debug, info, warning, error, critical (env TCPWS_LOG_LEVEL)")
     return p
 
 
@@ -159,14 +92,16 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     ack = ns.ack
     if ack is None:
         try:
-            ack = _bool(environ.get("TCPWS_ACK", ""))
-        except argparse.ArgumentTypeError as exc:
+            ack = cli.boolean(environ.get("TCPWS_ACK", ""))
+        except cli.BadValue as exc:
             parser.error(f"TCPWS_ACK: {exc}")
     if not ns.redis_url.startswith(("redis://", "rediss://", "unix://")):
         parser.error(f"--redis-url must start with redis://, rediss:// or unix://, "
                      f"got {ns.redis_url!r}")
-    parent_text = environ.get("TCPWS_PARENT_PID", "")
-    parent_pid = int(parent_text) if parent_text.isdigit() else None
+    try:
+        child = cli.ChildEnv.from_environ(environ)
+    except cli.BadValue as exc:
+        parser.error(str(exc))
     return Config(
         host=ns.host,
         port=ns.port,
@@ -181,7 +116,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         max_pending_bytes=ns.max_pending_bytes,
         log_level=ns.log_level,
         hostname=socket.gethostname(),
-        parent_pid=parent_pid,
-        listen_fd=_env_fd(environ, "TCPWS_LISTEN_FD"),
-        notify_fd=_env_fd(environ, "TCPWS_NOTIFY_FD"),
+        parent_pid=child.parent_pid,
+        listen_fd=child.listen_fd,
+        notify_fd=child.notify_fd,
     )

@@ -1,7 +1,7 @@
 """Newline framing of a TCP byte stream (pure: no sockets, no asyncio).
 
 Why not `StreamReader.readline()`: on an over-long line it raises, drops its
-buffer and later yields the rest of that line as a bogus line (PITFALLS 24).
+buffer and later yields the rest of that line as a bogus line.
 `Framer` is fed whatever chunks the socket gives and returns whole lines,
 with these rules (docs/tcp_worker.md):
 
@@ -18,8 +18,7 @@ with these rules (docs/tcp_worker.md):
 
 Output: `feed_block` / `finish_block` return a `Block` — the chunk's whole
 lines as ONE string joined by ``\\n``, and how many there are — which the
-publisher stores as it is (a stream entry's `data` is exactly that). `feed`
-and `finish` split it into a list, for tests and callers that want lines.
+publisher stores as it is (a stream entry's `data` is exactly that).
 
 Cost: work per chunk is a few C-level calls (`rfind`, one `decode`, a few
 `in` / `count` scans); no str per line is built on the common path. Python
@@ -52,11 +51,6 @@ class Framer:
         self._discarding = False  # inside an over-long line, until its "\n"
 
     @property
-    def dropped(self) -> int:
-        """Lines dropped by rule (long + empty): these still count in acks."""
-        return self.dropped_long + self.dropped_empty
-
-    @property
     def has_partial(self) -> bool:
         """True while part of a line is buffered (or being discarded)."""
         return self._discarding or bool(self._tail)
@@ -64,14 +58,6 @@ class Framer:
     @property
     def buffered_bytes(self) -> int:
         return len(self._tail)
-
-    def feed(self, data: bytes) -> list[str]:
-        """Add one chunk; return the lines it completed, in order."""
-        return _split(self.feed_block(data))
-
-    def finish(self) -> list[str]:
-        """EOF: the unterminated last line, if any, as a line of its own."""
-        return _split(self.finish_block())
 
     def feed_block(self, data: bytes) -> Block:
         """Add one chunk; return the lines it completed, as one Block."""
@@ -187,7 +173,3 @@ class Block(NamedTuple):
 
 
 EMPTY = Block("", 0)
-
-
-def _split(block: Block) -> list[str]:
-    return block.text.split("\n") if block.line_count else []

@@ -2,9 +2,9 @@
 
 One `Connection` (an `asyncio.Protocol`) per socket: bytes go through its
 `Framer` and the complete lines straight to the `Publisher` — no per-line
-task, no `readline()` (PITFALLS 24). `TcpServer` owns the listening socket
-and the set of connections: max connections, idle time-out, pausing every
-socket for back-pressure, and the drain on shutdown."""
+task, no `readline()` (it desynchronises on an over-long line). `TcpServer`
+owns the listening socket and the set of connections: max connections, idle
+time-out, pausing every socket for back-pressure, and the drain on shutdown."""
 
 from __future__ import annotations
 
@@ -158,7 +158,8 @@ class TcpServer:
 
     async def start(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        # backlog given explicitly: asyncio would re-listen with 100 (PITFALLS 31).
+        # backlog given explicitly: asyncio would re-listen the inherited socket with
+        # 100, and connects past that time out during a restart.
         self._server = await loop.create_server(lambda: Connection(self), sock=sock,
                                                 backlog=LISTEN_BACKLOG)
 

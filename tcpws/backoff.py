@@ -1,4 +1,5 @@
-"""Exponential back-off with jitter (pure; PITFALLS 7).
+"""Exponential back-off with jitter (pure): retrying at once floods CPU and
+logs, a fixed delay leaves a service down long after a short blip.
 
 Used for restarting children (supervisor) and for reconnecting to Redis
 (tcp_worker, web). The first retry is immediate; then base * 2**n, capped,
@@ -16,14 +17,13 @@ class Backoff:
     base: float = 0.5
     cap: float = 30.0
     reset_after: float = 10.0
-    first_immediate: bool = True
     failures: int = 0
     rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def next_delay(self) -> float:
         """Record one more failure and return how long to wait before retrying."""
         self.failures += 1
-        n = self.failures - (1 if self.first_immediate else 0)
+        n = self.failures - 1  # the first retry is immediate
         if n <= 0:
             return 0.0
         delay = float(min(self.cap, self.base * 2.0 ** (n - 1)))

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import redis.asyncio as aioredis
 
-from tcpws.protocol import HEARTBEAT_TTL, WORKERS_KEY, worker_key
+from tcpws.protocol import HEARTBEAT_TTL, WORKERS_KEY, as_text, worker_key
 
 Fields = Mapping[str, str | int | float]
 
@@ -33,21 +33,17 @@ async def remove_heartbeat(client: aioredis.Redis, name: str) -> None:
         await pipe.execute()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
 async def read_heartbeats(client: aioredis.Redis) -> list[dict[str, str]]:
     """Every process seen within HEARTBEAT_TTL seconds, sorted by name."""
     now = time.time()
     await client.zremrangebyscore(WORKERS_KEY, "-inf", now - HEARTBEAT_TTL)
     members = await client.zrange(WORKERS_KEY, 0, -1)
-    names = [_text(n) for n in members if isinstance(n, bytes | str)]
+    names = [as_text(n) for n in members if isinstance(n, bytes | str)]
     if not names:
         return []
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(worker_key(name))
         hashes = await pipe.execute()
-    found = [{_text(k): _text(v) for k, v in h.items()} for h in hashes if h]
+    found = [{as_text(k): as_text(v) for k, v in h.items()} for h in hashes if h]
     return sorted(found, key=lambda h: h.get("name", ""))

@@ -1,9 +1,10 @@
 """The Redis data layout and the message envelope.
 
-One stream entry per *batch of one connection's lines* (PITFALLS 25): a TCP
-worker stores every framed batch with `XADD history MAXLEN ~ N` and publishes
-the same entries live on one channel, both inside one Lua script call, so a
-batch costs one round trip and ids increase strictly across all workers.
+One stream entry per *batch of one connection's lines* (an XADD per line
+would cost Redis several times the CPU): a TCP worker stores every framed
+batch with `XADD history MAXLEN ~ N` and publishes the same entries live on
+one channel, both inside one Lua script call, so a batch costs one round
+trip and ids increase strictly across all workers.
 
 Stream entry fields: `port`, `peer`, `ts` (seconds, float text) and `data`
 (the batch's lines joined by "\\n"; a line never holds "\\n").
@@ -30,7 +31,6 @@ WORKERS_KEY = "tcpws:workers"  # zset: worker name -> last heartbeat (unix s)
 WORKER_KEY_PREFIX = "tcpws:worker:"  # hash per worker, expires
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT_TTL = 5
-DEFAULT_HISTORY_MAXLEN = 100_000
 
 PUBSEQ_KEY_PREFIX = "tcpws:pubseq:"  # string per tcp worker process: its last stored seq
 PUBSEQ_TTL = 3600  # seconds; far longer than any retry of a lost reply
@@ -137,14 +137,6 @@ class Entry:
         """The lines joined by "\\n": the raw format of the original design."""
         return self.data
 
-    def envelopes(self, first_index: int = 0) -> list[dict[str, Any]]:
-        base = self.id_text
-        return [
-            {"id": f"{base}-{i}", "port": self.port, "peer": self.peer, "ts": self.ts, "data": line}
-            for i, line in enumerate(self.lines)
-            if i >= first_index
-        ]
-
     @property
     def json_items(self) -> str:
         """The entry's envelopes as JSON objects joined by "," (no brackets),
@@ -186,7 +178,8 @@ def _envelopes_json(entry: Entry, first_index: int, lines: list[str]) -> str:
                     for i, text in enumerate(strings))
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """A Redis reply as text (bytes without decode_responses, str with it)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
@@ -203,10 +196,10 @@ def entry_from_stream(sid: bytes | str, fields: dict[Any, Any]) -> Entry:
     """Build an Entry from one XRANGE/XREAD item (bytes or str keys)."""
     def get(name: str) -> str:
         value = fields.get(name, fields.get(name.encode(), b""))
-        return _text(value)
+        return as_text(value)
 
     return Entry(
-        parse_stream_id(_text(sid)),
+        parse_stream_id(as_text(sid)),
         int(get("port") or 0),
         get("peer"),
         float(get("ts") or 0.0),

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.helpers import RedisServer
+from testkit.procs import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""`python -m web`: one WebSocket front end (CONTRACT §5).
+"""`python -m web`: one WebSocket front end (docs/web.md).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT/SIGHUP), 1 if a background
 loop died, 2 for bad flags or a port that cannot be bound."""
@@ -11,17 +11,14 @@ import socket
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket
 from tcpws.logs import setup_logging
 from tcpws.redisconn import redact_url
 from web import redact
 from web.app import create_app
 from web.config import WebConfig
-from web.head_timeout import head_timeout_protocol
 from web.hub import Hub
-from web.server import WebServer, grace_after_drain
+from web.server import WebServer
 
 log = logging.getLogger("web")
 
@@ -50,18 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              " (inherited)" if config.listen_fd is not None else "",
              redact_url(config.redis_url))
     hub = Hub(config)
-    uv_config = uvicorn.Config(
-        create_app(config, hub),
-        lifespan="on",
-        http=head_timeout_protocol(config.http_timeout, hub.stats),
-        log_config=None,
-        access_log=False,
-        ws_per_message_deflate=config.ws_per_message_deflate,
-        ws_max_size=64 * 1024,  # clients only ever send us control traffic
-        # typed int, used with asyncio.wait_for: a float is fine.
-        timeout_graceful_shutdown=grace_after_drain(config.shutdown_timeout),  # type: ignore[arg-type]
-    )
-    server = WebServer(uv_config, hub, config)
+    server = WebServer(config, hub, create_app(hub))
     server.run(sockets=[sock])
     return server.exit_code
 

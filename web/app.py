@@ -1,8 +1,7 @@
-"""The FastAPI app: `/ws`, the health and status endpoints, and the page.
+"""The ASGI app: `/ws`, the health and status endpoints, and the page.
 
-`create_app(config)` builds one app around one `Hub`; the lifespan starts
-and stops the hub (lifespan only: `on_event` is gone in Starlette 1.x,
-PITFALLS 22). Access control is checked in this order: Origin and
+`create_app(hub)` builds one app around one `Hub`, which the server starts
+and stops. Access control is checked in this order: Origin and
 --max-clients (403 / 503 before the handshake, web/gate.py), token
 (accepted, then closed 1008 "unauthorized", so that a browser sees the
 reason), query parameters (accepted, closed 1008 with a
@@ -10,10 +9,9 @@ reason)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,26 +81,16 @@ def token_ok(config: WebConfig, ws: WebSocket) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), config.ws_token.encode())
 
 
-def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
+def create_app(hub: Hub) -> ASGIApp:
     """The ASGI app: `/ws` handshakes go straight to `stream`, everything
-    else (lifespan included) to FastAPI. Idle WebSockets are most of what a
-    front end holds, and FastAPI's router, dependency machinery, exit stacks
-    and middleware frames stay alive for the whole life of each one (about
-    9 KB per connection, docs/benchmark.md finding 9); `/ws` needs none of
-    them: an error in it reaches uvicorn exactly as through Starlette."""
-    hub = hub or Hub(config)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await hub.start()
-        try:
-            yield
-        finally:
-            await hub.stop()
-
+    else to FastAPI. Idle WebSockets are most of what a front end holds, and
+    FastAPI's router, dependency machinery, exit stacks and middleware frames
+    stay alive for the whole life of each one (about 9 KB per connection,
+    docs/benchmark.md finding 9); `/ws` needs none of them: an error in it
+    reaches uvicorn exactly as through Starlette."""
+    config = hub.config
     rule = SlowClientRule(config.client_queue_bytes, config.slow_client_grace)
-    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.hub = hub
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     async def refuse(ws: WebSocket, reason_key: str, reason: str) -> None:
         hub.stats.drop(reason_key)
@@ -118,24 +106,25 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
         except ValueError as exc:
             await refuse(ws, "bad_request", str(exc))
             return
-        if not await hub.wait_positioned(START_WAIT):
+        try:
+            async with asyncio.timeout(START_WAIT):
+                await hub.wait_positioned()
+        except TimeoutError:
             hub.stats.drop("unavailable")
             await ws.accept()
             await ws.close(*UNAVAILABLE)
             return
         await ws.accept()
-        if hub.registry.closing is not None:
-            code, reason = hub.registry.closing
+        if hub.closing is not None:
+            code, reason = hub.closing
             await ws.close(code, fit_close_reason(reason))
             return
         client = Client(ws, params.fmt, params.port, rule, hub.stats)
-        hub.registry.add(client)
-        hub.broadcaster.add(client)  # before any history read: no gap
+        hub.admit(client)
         try:
             await race_receive(ws, lambda: client.run(_resume(hub, client, params)))
         finally:
-            hub.broadcaster.remove(client)
-            hub.registry.discard(client)
+            hub.leave(client)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -143,13 +132,12 @@ def create_app(config: WebConfig, hub: Hub | None = None) -> ASGIApp:
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        ready = hub.ready and hub.registry.closing is None
+        ready = hub.ready and hub.closing is None
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        body = hub.metrics.render(await hub.heartbeats())
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return Response(await hub.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/status")
     async def status() -> JSONResponse:
@@ -186,7 +174,8 @@ def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:
 
 class _Replay:
     """The history replay a resuming client runs before live data; a failed
-    read closes with 1011 so the client resumes again (PITFALLS 34)."""
+    read closes with 1011 so the client resumes again rather than silently
+    skip the gap."""
 
     def __init__(self, hub: Hub, client: Client, since: StreamId, index: int) -> None:
         self._hub, self._client, self._since, self._index = hub, client, since, index

@@ -1,7 +1,8 @@
 """One Redis subscription per web process, in a loop we own.
 
-Pub/sub is at-most-once and redis-py hides its own reconnects (PITFALLS
-13-16), so this loop never trusts it: it reads with `get_message(timeout=)`
+Pub/sub is at-most-once, redis-py hides its own reconnects and `listen()`
+never pings (a half-open connection looks healthy), so this loop never
+trusts it: it reads with `get_message(timeout=)`
 (never `listen()`), probes itself end to end by publishing to its own probe
 channel, and on any error or silence tears the connection down, reconnects
 with back-off, re-subscribes, and fills the gap from the history stream
@@ -29,6 +30,7 @@ from tcpws.protocol import (
     STREAM_KEY,
     Entry,
     StreamId,
+    as_text,
     decode_live,
     entry_from_stream,
     format_stream_id,
@@ -68,8 +70,9 @@ class Broadcaster:
         self._subscribers: set[Subscriber] = set()
         self._advanced = asyncio.Event()
         self._reconnected_behind_our_back = False
-        self._ever_ready = False
         self.ready = False
+        # Set the first time the subscription is live: the process is ready.
+        self.went_live = asyncio.Event()
         self.last_id: StreamId | None = None
         # Set once `last_id` has a value: from then on every entry stored
         # later reaches every subscriber, live or through a gap fill.
@@ -111,7 +114,7 @@ class Broadcaster:
             if self.last_id is None:
                 # Where "after the last entry seen" starts before we have seen
                 # any: the stream's newest entry, read before subscribing so
-                # nothing between the two is missed (PITFALLS 36).
+                # nothing between the two is missed.
                 self.last_id = await self._stream_head() or (0, 0)
                 self.positioned.set()
             async with asyncio.timeout(self._probe_timeout):
@@ -124,9 +127,9 @@ class Broadcaster:
             for message in early:
                 self._handle(message)
             self.ready = True
-            if self._ever_ready:
+            if self.went_live.is_set():
                 self._stats.reconnects += 1
-            self._ever_ready = True
+            self.went_live.set()
             log.info("redis subscription live at %s (gap filled: %d entries, last id %s)",
                      redisconn.redact_url(self._url), filled, format_stream_id(self.last_id))
             await self._pump(pubsub)
@@ -158,7 +161,7 @@ class Broadcaster:
 
     async def _stream_head(self) -> StreamId | None:
         rows: Any = await self._commands.xrevrange(STREAM_KEY, count=1)
-        return parse_stream_id(_text(rows[0][0])) if rows else None
+        return parse_stream_id(as_text(rows[0][0])) if rows else None
 
     async def _fill_gap(self) -> int:
         """Deliver every stored entry after `last_id`, oldest first."""
@@ -222,23 +225,12 @@ class Broadcaster:
             for subscriber in subscribers:
                 subscriber.deliver(batch)
 
-    async def catch_up(self, budget: float) -> bool:
-        """Wait (bounded) until every entry stored *now* has been delivered:
-        run before a shutdown drain, so lines published just before it reach
-        the clients (issue 2, item 3)."""
-        try:
-            async with asyncio.timeout(budget):
-                head = await self._stream_head()
-                while head is not None and (self.last_id is None or self.last_id < head):
-                    self._advanced.clear()
-                    await self._advanced.wait()
-        except (TimeoutError, RedisError, OSError) as exc:
-            log.warning("could not catch up with the stream before draining: %s",
-                        str(exc) or "time-out")
-            return False
-        return True
+    async def catch_up(self) -> None:
+        """Return once every entry stored *now* has been delivered.
 
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
+        Raises RedisError/OSError if the stream cannot be read; never ends
+        while the subscription is down: the caller bounds it."""
+        head = await self._stream_head()
+        while head is not None and (self.last_id is None or self.last_id < head):
+            self._advanced.clear()
+            await self._advanced.wait()

@@ -2,15 +2,13 @@
 
 The broadcaster hands every client each batch with a non-blocking
 `deliver()`; only the client's own sender ever awaits its socket, so a slow
-client slows nobody else (PITFALLS 21). The sender takes everything queued
-and sends it as one text frame (split only past MAX_FRAME_BYTES, and never
-inside an entry), so lines that arrived together travel together. A client
-whose backlog (counted in bytes, PITFALLS 29) stays too big is closed with
-1008 "too slow"; its queue is dropped and a send blocked on it abandoned.
+client slows nobody else. The sender takes everything queued and sends it
+as one text frame (split only past MAX_FRAME_BYTES, and never inside an
+entry), so lines that arrived together travel together.
 
-"Too slow" is judged by `web.backlog`: over the byte bound for longer than
-a grace without progress, over a hard bound at once, or a frame waiting for
-its socket longer than the grace while lines keep arriving.
+A client whose backlog (in bytes: what memory it costs) is too slow by
+`web.backlog`'s rule is closed with 1008 "too slow"; its queue is dropped
+and a send blocked on it abandoned.
 """
 
 from __future__ import annotations

@@ -3,64 +3,14 @@
 
 from __future__ import annotations
 
-import argparse
 import socket
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NoReturn
+
+from tcpws import cli
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """A bad flag is one line on stderr and exit 2 (CONTRACT §7), not the
-    usage block argparse prints by default."""
-
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off", ""}:
-        return False
-    raise argparse.ArgumentTypeError(f"not a boolean: {text!r}")
-
-
-def _optional_int(text: str | None, what: str) -> int | None:
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        sys.stderr.write(f"web: error: {what} must be an integer, got {text!r}\n")
-        raise SystemExit(2) from None
 
 
 @dataclass(frozen=True)
@@ -90,57 +40,60 @@ class WebConfig:
 
     @property
     def redis_client_name(self) -> str:
-        return f"tcpws-web:{self.name}"
+        return f"{cli.WEB_CLIENT_PREFIX}{self.name}"
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> WebConfig:
         """Flags win over environment variables, which win over defaults."""
         env = environ.get
-        p = _OneLineParser(prog="web", description="tcpws WebSocket front end")
+        p = cli.OneLineParser(prog="web", description="tcpws WebSocket front end")
         p.add_argument("--host", default=env("TCPWS_HOST", "127.0.0.1"),
                        help="address to bind when no socket is inherited (TCPWS_HOST)")
-        p.add_argument("--port", type=_port, default=None, help="HTTP port ($PORT, 8000)")
+        p.add_argument("--port", type=cli.port, default=None, help="HTTP port ($PORT, 8000)")
         p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
                        help="Redis to subscribe to (REDIS_URL)")
-        p.add_argument("--name", default=env("TCPWS_NAME"),
+        p.add_argument("--name", default=env(cli.NAME_ENV),
                        help="process name (TCPWS_NAME, default web.<port>)")
         p.add_argument("--ws-token", default=env("TCPWS_WS_TOKEN") or None,
                        help="clients must present this token (TCPWS_WS_TOKEN)")
         p.add_argument("--allowed-origins", default=env("TCPWS_ALLOWED_ORIGINS", ""),
                        help="origins served besides the page's own (same host and port as "
                             "the request's Host); comma list, * for any (TCPWS_ALLOWED_ORIGINS)")
-        p.add_argument("--max-clients", type=_positive_int,
+        p.add_argument("--max-clients", type=cli.positive_int,
                        default=env("TCPWS_MAX_CLIENTS", "10000"),
                        help="streams per process; beyond it HTTP 503 (TCPWS_MAX_CLIENTS)")
-        p.add_argument("--http-timeout", type=_seconds, default=env("TCPWS_HTTP_TIMEOUT", "10"),
+        p.add_argument("--http-timeout", type=cli.seconds, default=env("TCPWS_HTTP_TIMEOUT", "10"),
                        help="close a connection without a complete request head this many "
                             "seconds after it opened or got its last response; 0: off "
                             "(TCPWS_HTTP_TIMEOUT)")
-        p.add_argument("--client-queue-bytes", type=_positive_int,
+        p.add_argument("--client-queue-bytes", type=cli.positive_int,
                        default=env("TCPWS_CLIENT_QUEUE_BYTES", str(8 * MIB)),
                        help="per-client queue bound in bytes (TCPWS_CLIENT_QUEUE_BYTES)")
-        p.add_argument("--slow-client-grace", type=_seconds,
+        p.add_argument("--slow-client-grace", type=cli.seconds,
                        default=env("TCPWS_SLOW_CLIENT_GRACE", "2"),
                        help="seconds a client's queue may stay over its bound without progress, "
                             "or one frame wait for its socket, before it is closed as too "
                             "slow; 32x the bound closes at once "
                             "(TCPWS_SLOW_CLIENT_GRACE)")
-        p.add_argument("--shutdown-timeout", type=_seconds,
+        p.add_argument("--shutdown-timeout", type=cli.seconds,
                        default=env("TCPWS_SHUTDOWN_TIMEOUT", "5"),
                        help="seconds to drain clients on SIGTERM (TCPWS_SHUTDOWN_TIMEOUT)")
-        p.add_argument("--ws-per-message-deflate", type=_bool, nargs="?", const=True,
+        p.add_argument("--ws-per-message-deflate", type=cli.boolean, nargs="?", const=True,
                        default=env("TCPWS_WS_PER_MESSAGE_DEFLATE", "false"),
                        help="offer permessage-deflate (TCPWS_WS_PER_MESSAGE_DEFLATE)")
-        p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=str.lower,
-                       choices=["debug", "info", "warning", "error", "critical"],
+        p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=cli.log_level,
                        help="log level (TCPWS_LOG_LEVEL)")
         ns = p.parse_args(list(argv))
         port = ns.port
         if port is None:
             try:
-                port = _port(env("PORT", "8000"))
-            except (ValueError, argparse.ArgumentTypeError):
-                p.error(f"PORT must be a TCP port, got {env('PORT')!r}")
+                port = cli.port(env("PORT", "8000"))
+            except cli.BadValue as exc:
+                p.error(f"PORT: {exc}")
+        try:
+            child = cli.ChildEnv.from_environ(environ)
+        except cli.BadValue as exc:
+            p.error(str(exc))
         origins = tuple(o.strip().rstrip("/") for o in ns.allowed_origins.split(",") if o.strip())
         return cls(
             host=ns.host,
@@ -156,8 +109,8 @@ class WebConfig:
             shutdown_timeout=ns.shutdown_timeout,
             ws_per_message_deflate=ns.ws_per_message_deflate,
             log_level=ns.log_level,
-            parent_pid=_optional_int(env("TCPWS_PARENT_PID"), "TCPWS_PARENT_PID"),
-            listen_fd=_optional_int(env("TCPWS_LISTEN_FD"), "TCPWS_LISTEN_FD"),
-            notify_fd=_optional_int(env("TCPWS_NOTIFY_FD"), "TCPWS_NOTIFY_FD"),
+            parent_pid=child.parent_pid,
+            listen_fd=child.listen_fd,
+            notify_fd=child.notify_fd,
             hostname=socket.gethostname(),
         )

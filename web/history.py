@@ -3,9 +3,9 @@
 The client is registered for live data *before* the history is read, so an
 entry published during the replay is either in a page we read or in the
 client's live queue (often both); the client's `last_sent` filter then drops
-every live entry it already got from the history. No gap, no duplicate
-(PITFALLS 35). A failed read is never skipped silently: the caller closes
-with 1011 so the client resumes again (PITFALLS 34).
+every live entry it already got from the history. No gap, no duplicate.
+A failed read is never skipped silently: the caller closes with 1011 so
+the client resumes again.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from tcpws.protocol import (
     STREAM_KEY,
     StreamId,
+    as_text,
     entry_from_stream,
     format_stream_id,
     parse_stream_id,
@@ -56,7 +57,7 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                     entries.append(entry)
             if entries:
                 await client.send_batches(Batch.split(entries))
-            last = parse_stream_id(_text(rows[-1][0]))
+            last = parse_stream_id(as_text(rows[-1][0]))
             client.last_sent = max(client.last_sent, last)
             if len(rows) < HISTORY_PAGE or client.overflowed:
                 return total
@@ -68,7 +69,3 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
             lower = "(" + format_stream_id(last)
     finally:
         client.last_sent = max(client.last_sent, since)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

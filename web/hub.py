@@ -1,10 +1,10 @@
-"""What one web process shares between its routes, its lifespan and its
-server: the Redis command client, the broadcaster, the client registry and
-the counters; plus the heartbeat it writes and the status it reports.
+"""What one web process shares between its routes and its server: the
+Redis command client, the broadcaster, the client registry and the
+counters; plus the heartbeat it writes and the status it reports.
 
-`start`/`stop` run in the app's lifespan; `drain` is called by the server
-*before* uvicorn's own shutdown (which would close every WebSocket with
-1012 before handlers could flush, PITFALLS 26)."""
+Routes use its intent methods (`admit`, `leave`, `closing`); the server
+starts it, runs the stop's steps (`catch_up`, `close_clients`,
+`wait_clients_gone`) with the time-outs it decides, and stops it last."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,6 +23,7 @@ from tcpws import redisconn
 from tcpws.heartbeat import read_heartbeats, remove_heartbeat, write_heartbeat
 from tcpws.protocol import HEARTBEAT_INTERVAL, format_stream_id
 from web.broadcaster import Broadcaster
+from web.clients import Client
 from web.config import WebConfig
 from web.metrics import WebMetrics, WebStats, number
 from web.registry import Registry
@@ -29,18 +31,17 @@ from web.registry import Registry
 log = logging.getLogger(__name__)
 
 REDIS_READ_TIMEOUT = 1.0  # /metrics and /api/status answer even if Redis hangs
-HEARTBEAT_REMOVE_TIMEOUT = 0.3  # on the way out, past the drain budget
+HEARTBEAT_REMOVE_TIMEOUT = 0.3  # on the way out, after the stop's budget
 
 
 class Hub:
     def __init__(self, config: WebConfig) -> None:
         self.config = config
         self.stats = WebStats()
-        self.registry = Registry(self.stats)
-        self.metrics = WebMetrics(self.stats, lambda: self.ready)
+        self._metrics = WebMetrics(self.stats, lambda: self.ready)
         self.started = time.time()
         self.state = "starting"
-        self.failed: BaseException | None = None
+        self._registry = Registry(self.stats)
         self._commands: aioredis.Redis | None = None
         self._broadcaster: Broadcaster | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -49,53 +50,41 @@ class Hub:
     def ready(self) -> bool:
         return self._broadcaster is not None and self._broadcaster.ready
 
-    async def wait_positioned(self, budget: float) -> bool:
-        """Wait until the broadcaster knows where the stream stood when it
-        first connected (True), or `budget` seconds pass (False). A client
-        accepted before that could miss a line stored between its handshake
-        and that first read: the read would count the line as already seen."""
-        try:
-            async with asyncio.timeout(budget):
-                await self.broadcaster.positioned.wait()
-        except TimeoutError:
-            return False
-        return True
-
     @property
     def commands(self) -> aioredis.Redis:
         assert self._commands is not None, "hub not started"
         return self._commands
 
     @property
-    def broadcaster(self) -> Broadcaster:
+    def _subscription(self) -> Broadcaster:
         assert self._broadcaster is not None, "hub not started"
         return self._broadcaster
 
-    async def start(self) -> None:
-        """Start the subscription and heartbeat loops; never waits for Redis."""
+    async def start(self, on_failure: Callable[[], None]) -> None:
+        """Start the subscription and heartbeat loops; never waits for Redis.
+        `on_failure` is called if one of them dies: a loop that died silently
+        would leave a process that looks alive and serves nothing."""
         cfg = self.config
         self._commands = redisconn.connect(cfg.redis_url, client_name=cfg.redis_client_name)
         self._broadcaster = Broadcaster(
             cfg.redis_url, cfg.redis_client_name, f"tcpws:probe:{cfg.heartbeat_name}",
             self._commands, self.stats)
+
+        def done(task: asyncio.Task[None]) -> None:
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None:
+                log.critical("%s loop died: %r", task.get_name(), exc, exc_info=exc)
+                on_failure()
+
         for name, coro in (("broadcaster", self._broadcaster.run()),
                            ("heartbeat", self._heartbeat_loop())):
             task = asyncio.create_task(coro, name=name)
-            task.add_done_callback(self._on_task_done)
+            task.add_done_callback(done)
             self._tasks.append(task)
         self.state = "running"
 
-    def _on_task_done(self, task: asyncio.Task[None]) -> None:
-        """A background loop must never die silently (PITFALLS 15): record it
-        so the server exits non-zero and the supervisor restarts us."""
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            log.critical("%s loop died: %r", task.get_name(), exc, exc_info=exc)
-            self.failed = exc
-
     async def stop(self) -> None:
+        """Cancel the loops, remove our heartbeat (briefly), close Redis."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -106,15 +95,55 @@ class Hub:
             with contextlib.suppress(RedisError, OSError):
                 await self._commands.aclose()
 
-    async def drain(self, code: int, reason: str, budget: float) -> bool:
-        """Deliver what is stored and queued, then close every client with
-        `code`. Bounded by `budget` seconds; True if every client closed."""
+    async def wait_live(self) -> None:
+        """Return once the Redis subscription has been live (at least once)."""
+        await self._subscription.went_live.wait()
+
+    async def wait_positioned(self) -> None:
+        """Return once the broadcaster knows where the stream stood when it
+        first connected. A client accepted before that could miss a line
+        stored between its handshake and that first read: the read would
+        count the line as already seen."""
+        await self._subscription.positioned.wait()
+
+    @property
+    def closing(self) -> tuple[int, str] | None:
+        """The close code and reason every client gets once the stop began."""
+        return self._registry.closing
+
+    def admit(self, client: Client) -> None:
+        """Register `client` for live lines: before any history read, so
+        that no line falls between the history and live."""
+        self._registry.add(client)
+        self._subscription.add(client)
+
+    def leave(self, client: Client) -> None:
+        self._subscription.remove(client)
+        self._registry.discard(client)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._registry)
+
+    async def catch_up(self) -> None:
+        """Return once every entry already stored is in the clients' queues,
+        so that lines published just before the stop are not lost. Never
+        ends while the subscription is down: the caller bounds it."""
+        if self._broadcaster is None or not self._broadcaster.ready or not self._registry:
+            return
+        try:
+            await self._broadcaster.catch_up()
+        except (RedisError, OSError) as exc:
+            log.warning("could not catch up with the stream before draining: %s", exc)
+
+    def close_clients(self, code: int, reason: str) -> None:
+        """Every client sends what is queued, then closes with `code`; new
+        handshakes get the same close."""
         self.state = "draining"
-        deadline = time.monotonic() + budget
-        if self._broadcaster is not None and self._broadcaster.ready and len(self.registry):
-            await self._broadcaster.catch_up(budget / 4)
-        remaining = max(0.0, deadline - time.monotonic())
-        return await self.registry.drain(code, reason, remaining)
+        self._registry.close_all(code, reason)
+
+    async def wait_clients_gone(self) -> None:
+        await self._registry.wait_empty()
 
     def heartbeat_fields(self) -> dict[str, str | int | float]:
         s = self.stats
@@ -145,6 +174,10 @@ class Hub:
         except (RedisError, OSError, TimeoutError) as exc:
             log.debug("heartbeats not read: %s", exc)
             return []
+
+    async def metrics_text(self) -> bytes:
+        """/metrics: our counters plus every worker's heartbeat counters."""
+        return self._metrics.render(await self.heartbeats())
 
     async def status(self) -> dict[str, Any]:
         """The /api/status document (shape fixed in docs/design.md)."""

@@ -1,6 +1,6 @@
-"""Every connected client of one web process, so that a shutdown can ask
-all of them to send what they hold and close with one code (1001, or 1012
-on SIGHUP), and refuse new ones with it."""
+"""Every connected client of one web process, so that a stop can ask all
+of them at once to send what they hold and close with one code, refuse new
+ones with it, and wait until they are gone."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from web.metrics import WebStats
 
 
 class Registry:
-    """Every connected client of this process, for drains and counts."""
+    """Every connected client of this process, for the stop and the counts."""
 
     def __init__(self, stats: WebStats) -> None:
         self._clients: set[Client] = set()
@@ -34,15 +34,13 @@ class Registry:
         if not self._clients:
             self._empty.set()
 
-    async def drain(self, code: int, reason: str, budget: float) -> bool:
-        """Every client sends what it holds and closes with `code`; new ones
-        are refused with it. True if all were gone within `budget` seconds."""
+    def close_all(self, code: int, reason: str) -> None:
+        """Every client sends what it holds, then closes with `code`; from
+        now on `closing` tells new ones to close with it too."""
         self.closing = (code, reason)
         for client in list(self._clients):
             client.request_close(code, reason)
-        try:
-            async with asyncio.timeout(budget):
-                await self._empty.wait()
-        except TimeoutError:
-            return False
-        return True
+
+    async def wait_empty(self) -> None:
+        """Return once no client is left."""
+        await self._empty.wait()

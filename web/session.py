@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 async def race_receive(ws: WebSocket, stream: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run `stream` (history, then the sender) until it finishes or the client
-    goes away, whichever is first (PITFALLS 20): a handler that only awaited
-    its queue would never notice a disconnect and would stall shutdown.
+    goes away, whichever is first: a handler that only awaited its queue
+    would never notice a disconnect and would stall uvicorn's shutdown.
 
     When the watch ends (a disconnect, or an error, which is then raised
     here) it cancels this task; that cancel, and only that one (counted with

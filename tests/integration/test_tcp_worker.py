@@ -6,40 +6,12 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
 
-import pytest
 import redis
 
 from tcpws.protocol import LIVE_CHANNEL, STREAM_KEY, decode_live, entry_from_stream
-from tests.helpers import Proc, free_port, python_module, wait_until
-
-StartWorker = Callable[..., tuple[Proc, int]]
-
-
-@pytest.fixture
-def start_worker() -> Iterator[StartWorker]:
-    """Start `python -m tcp_worker` on a free port; wait for its ready line."""
-    procs: list[Proc] = []
-
-    def start(redis_url: str, *args: str, ready: bool = True) -> tuple[Proc, int]:
-        port = free_port()
-        proc = Proc(python_module("tcp_worker", "--port", str(port), *args),
-                    env={"REDIS_URL": redis_url, "TCPWS_NAME": f"tcp.{port}"},
-                    name=f"tcp.{port}")
-        procs.append(proc)
-        if ready:
-            proc.wait_for_output(r"ready on ")
-        return proc, port
-
-    yield start
-    for proc in procs:
-        proc.stop(timeout=10)
-
-
-def stored_lines(client: redis.Redis) -> list[str]:
-    entries = [entry_from_stream(i, f) for i, f in client.xrange(STREAM_KEY)]
-    return [line for e in entries for line in e.lines]
+from testkit.procs import Proc, python_module, wait_until
+from tests.support.tcp_worker import StartWorker, heartbeat, stored_lines
 
 
 def wait_for_lines(client: redis.Redis, count: int, timeout: float = 15) -> list[str]:
@@ -56,14 +28,6 @@ def read_acks(sock: socket.socket, timeout: float = 15) -> int:
         data += chunk
     assert data == b"" or data.endswith(b"\n"), data
     return sum(int(line[1:]) for line in data.split(b"\n") if line)
-
-
-def heartbeat(client: redis.Redis, port: int) -> dict[str, str]:
-    for key in client.scan_iter("tcpws:worker:*"):
-        fields = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-        if fields.get("port") == str(port):
-            return fields
-    return {}
 
 
 def wait_for_counter(client: redis.Redis, port: int, name: str, value: int) -> None:

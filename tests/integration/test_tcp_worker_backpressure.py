@@ -10,10 +10,8 @@ import threading
 
 import redis
 
-from tests.helpers import RedisServer, wait_until
-from tests.integration.test_tcp_worker import StartWorker, start_worker, stored_lines
-
-__all__ = ["start_worker"]
+from testkit.procs import RedisServer, wait_until
+from tests.support.tcp_worker import StartWorker, stored_lines
 
 
 def test_stalled_redis_pauses_reading_and_loses_nothing(private_redis: RedisServer,

@@ -12,14 +12,9 @@ import subprocess
 import redis
 
 from tcpws.lifecycle import bind_listener
-from tests.helpers import python_module, wait_until
-from tests.integration.test_tcp_worker import StartWorker, heartbeat, start_worker, stored_lines
-
-__all__ = ["start_worker"]
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+from testkit.procfs import open_fds
+from testkit.procs import python_module, wait_until
+from tests.support.tcp_worker import StartWorker, heartbeat, stored_lines
 
 
 def test_churn_over_the_limit_leaks_nothing(redis_url: str, start_worker: StartWorker) -> None:

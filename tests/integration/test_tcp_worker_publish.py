@@ -23,7 +23,7 @@ from tcpws.protocol import (
     publish_args,
     pubseq_key,
 )
-from tests.helpers import Proc, RedisServer, free_port, python_module, wait_until
+from testkit.procs import Proc, RedisServer, free_port, python_module, wait_until
 
 
 def publish(client: redis.Redis, publisher: str, seq: int, data: str) -> object:

@@ -9,10 +9,8 @@ import socket
 
 import redis
 
-from tests.helpers import RedisServer, wait_until
-from tests.integration.test_tcp_worker import StartWorker, start_worker, stored_lines
-
-__all__ = ["start_worker"]  # the fixture, shared with test_tcp_worker.py
+from testkit.procs import RedisServer, wait_until
+from tests.support.tcp_worker import StartWorker, stored_lines
 
 
 def read_acks_until(sock: socket.socket, total: int, timeout: float = 20) -> int:

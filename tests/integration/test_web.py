@@ -1,8 +1,6 @@
 """`python -m web` against a real redis-server, as a real process, with real
 WebSocket clients. Data is fed exactly as tcp workers feed it: one
-PUBLISH_SCRIPT call per batch (so these tests do not need tcp_worker).
-
-Helpers here are reused by test_web_resilience.py."""
+PUBLISH_SCRIPT call per batch (so these tests do not need tcp_worker)."""
 
 from __future__ import annotations
 
@@ -17,126 +15,24 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
 from tcpws.heartbeat import write_heartbeat
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
-from tests.helpers import ROOT, Proc, RedisServer, free_port, python_module, wait_until
-
-StartWeb = Callable[..., "Web"]
-
-
-class Web:
-    """A running `python -m web` and ways to talk to it."""
-
-    def __init__(self, redis_url: str, *args: str) -> None:
-        self.port = free_port()
-        self.proc = Proc(python_module("web", "--port", str(self.port), "--redis-url", redis_url,
-                                       "--name", f"web.test.{self.port}", *args),
-                         name=f"web:{self.port}")
-
-    def wait_ready(self) -> Web:
-        self.proc.wait_for_output(r"ready: serving", timeout=20)
-        return self
-
-    def ws(self, query: str = "", **kwargs: Any) -> connect:
-        kwargs.setdefault("max_size", None)
-        kwargs.setdefault("open_timeout", 10)
-        return connect(f"ws://127.0.0.1:{self.port}/ws{query}", **kwargs)
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    async def aget(self, path: str) -> tuple[int, bytes]:
-        return await asyncio.to_thread(self.get, path)
-
-
-@pytest.fixture(name="start_web")
-def start_web_fixture() -> Iterator[StartWeb]:
-    started: list[Web] = []
-
-    def start(redis_url: str, *args: str, ready: bool = True) -> Web:
-        web = Web(redis_url, *args)
-        started.append(web)
-        return web.wait_ready() if ready else web
-
-    yield start
-    for web in started:
-        web.proc.stop(timeout=10)
-
-
-class Publisher:
-    """Publishes batches exactly as a tcp worker does (one script call)."""
-
-    def __init__(self, url: str) -> None:
-        self.client = aioredis.Redis.from_url(url)
-        self.sha = redis.Redis.from_url(url).script_load(PUBLISH_SCRIPT)
-
-    async def publish(self, *entries: tuple[int, str], peer: str = "127.0.0.1:5000") -> None:
-        """Each entry: (port, lines joined by newlines)."""
-        batch = [(port, peer, time.time(), data) for port, data in entries]
-        await self.client.evalsha(self.sha, 1, STREAM_KEY, *publish_args(100_000, batch))
-
-    async def numbered(self, start: int, stop: int, per_entry: int = 1, port: int = 8001,
-                       pause: Callable[[], Awaitable[None]] | None = None) -> None:
-        """Lines "n=<i>" for i in [start, stop), `per_entry` lines per entry."""
-        for first in range(start, stop, per_entry):
-            lines = [f"n={i}" for i in range(first, min(stop, first + per_entry))]
-            await self.publish((port, "\n".join(lines)))
-            if pause is not None:
-                await pause()
-
-
-@pytest.fixture(name="publisher")
-async def publisher_fixture(redis_url: str) -> AsyncIterator[Publisher]:
-    pub = Publisher(redis_url)
-    yield pub
-    await pub.client.aclose()
-
-
-async def recv_frames(ws: ClientConnection, until: Callable[[list[str]], bool],
-                      within: float = 15.0) -> list[str]:
-    frames: list[str] = []
-    async with asyncio.timeout(within):
-        while not until(frames):
-            frames.append(str(await ws.recv()))
-    return frames
-
-
-async def recv_until_closed(ws: ClientConnection, within: float = 15.0) -> list[str]:
-    frames: list[str] = []
-    async with asyncio.timeout(within):
-        try:
-            while True:
-                frames.append(str(await ws.recv()))
-        except ConnectionClosed:
-            return frames
-
-
-def numbers_in(frames: list[str], fmt: str = "raw") -> list[int]:
-    out: list[int] = []
-    for frame in frames:
-        lines = [o["data"] for o in json.loads(frame)] if fmt == "json" else frame.split("\n")
-        out.extend(int(line[2:]) for line in lines if line.startswith("n="))
-    return out
-
-
-def line_count(frames: list[str]) -> int:
-    return sum(frame.count("\n") + 1 for frame in frames)
-
+from testkit.procs import ROOT, Proc, RedisServer, free_port, python_module, wait_until
+from tests.support.web import (
+    Publisher,
+    StartWeb,
+    line_count,
+    recv_frames,
+    recv_until_closed,
+)
 
 # ---------------------------------------------------------------------------
 

@@ -15,15 +15,8 @@ import time
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.helpers import wait_until
-from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
-    Publisher,
-    StartWeb,
-    Web,
-    numbers_in,
-    publisher_fixture,
-    start_web_fixture,
-)
+from testkit.procs import wait_until
+from tests.support.web import Publisher, StartWeb, Web, numbers_in
 
 PATHS = ["/", "/healthz", "/readyz", "/api/status", "/metrics",
          "/static/app.js", "/static/style.css", "/static/index.html"]

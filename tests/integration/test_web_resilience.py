@@ -15,15 +15,8 @@ from typing import Any
 import redis
 
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
-from tests.helpers import RedisServer, wait_until
-from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
-    Publisher,
-    StartWeb,
-    numbers_in,
-    publisher_fixture,
-    recv_until_closed,
-    start_web_fixture,
-)
+from testkit.procs import RedisServer, wait_until
+from tests.support.web import Publisher, StartWeb, numbers_in, recv_until_closed
 
 SLOW_DROP = re.compile(r'^tcpws_web_client_drops_total\{reason="slow"\} (\S+)$', re.M)
 
@@ -93,7 +86,7 @@ async def test_a_client_that_never_reads_is_closed_and_others_get_everything(
     web = start_web(redis_url, "--client-queue-bytes", str(256 * 1024))
     stalled_sock = socket.socket()
     # A small receive buffer, so the kernel cannot soak up the whole test
-    # (PITFALLS 29); the server's send buffer still takes a few MiB.
+    # (Linux autotunes it to megabytes); the server's send buffer still takes a few MiB.
     stalled_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled_sock.connect(("127.0.0.1", web.port))
     lines_per_entry, max_entries = 64, 2000
@@ -201,7 +194,7 @@ async def test_readyz_follows_a_frozen_then_restarted_redis(
 
 async def test_sigterm_delivers_everything_then_closes_1001(
         redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
-    """500 clients (issue 5, item 7): each gets all its data, then 1001, and
+    """500 clients: each gets all its data, then 1001, and
     the process is gone within its --shutdown-timeout."""
     web = start_web(redis_url, "--shutdown-timeout", "4")
     many = await asyncio.gather(*(web.ws() for _ in range(497)))

@@ -14,15 +14,8 @@ import re
 import socket
 from typing import Any
 
-from tests.helpers import wait_until
-from tests.integration.test_web import (  # noqa: F401  (the two fixtures)
-    Publisher,
-    StartWeb,
-    Web,
-    publisher_fixture,
-    recv_until_closed,
-    start_web_fixture,
-)
+from testkit.procs import wait_until
+from tests.support.web import Publisher, StartWeb, Web, recv_until_closed
 
 MIB = 1024 * 1024
 BOUND = 2 * MIB  # soft bound; the hard one is 64 MiB

@@ -7,13 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.helpers import RedisServer, free_port
-from tests.integration.test_web import (  # noqa: F401  (the fixture)
-    Publisher,
-    StartWeb,
-    recv_frames,
-    start_web_fixture,
-)
+from testkit.procs import RedisServer, free_port
+from tests.support.web import Publisher, StartWeb, recv_frames
 
 
 async def test_client_accepted_before_redis_gets_every_later_line(start_web: StartWeb) -> None:

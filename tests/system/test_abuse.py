@@ -1,4 +1,4 @@
-"""Hostile inputs against the whole system (issue 9). After each one: every
+"""Hostile inputs against the whole system. After each one: every
 process is still up (no restart), its memory is bounded (RSS from /proc),
 and a normal client is unaffected (a line sent now reaches a WebSocket
 client that stayed connected throughout).
@@ -24,16 +24,16 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.helpers import wait_until
-from tests.system.abuse_support import (
+from testkit.procfs import rss_kib
+from testkit.procs import wait_until
+from tests.support.abuse import (
     RssSampler,
     Watch,
     ack_total,
     raw_ws_handshake,
     read_close_code,
-    rss_kib,
 )
-from tests.system.supervised import System, supervised
+from tests.support.supervised import System, supervised
 
 log = logging.getLogger(__name__)
 

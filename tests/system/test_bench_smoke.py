@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT
+from testkit.procs import ROOT
 
 
 @pytest.mark.timeout(150)

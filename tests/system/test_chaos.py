@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT
+from testkit.procs import ROOT
 
 
 def chaos(tmp_path: Path, *args: str, timeout: float) -> tuple[dict[str, Any], str]:

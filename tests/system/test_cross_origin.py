@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import wait_until
-from tests.system.test_page import browser, wait_shown  # noqa: F401  (the fixture)
-from tests.system.web_support import foreign_site, publish, web_process
+from testkit.procs import wait_until
+from tests.support.browser import foreign_site, publish, wait_shown, web_process
 
 
 @pytest.fixture
-def context(browser: Any) -> Iterator[Any]:  # noqa: F811
+def context(browser: Any) -> Iterator[Any]:
     ctx = browser.new_context()
     try:
         yield ctx

@@ -1,4 +1,4 @@
-"""The whole path under `python -m supervisor` (issue 2 acceptance): lines
+"""The whole path under `python -m supervisor`: lines
 sent over TCP to any worker of any port arrive over WebSocket, and SIGINT
 stops tcp → web → redis in that order with exit 0."""
 
@@ -8,8 +8,8 @@ import signal
 
 from websockets.exceptions import ConnectionClosed
 
-from tests.helpers import wait_until
-from tests.system.supervised import receive_json, send_lines, supervised
+from testkit.procs import wait_until
+from tests.support.supervised import receive_json, send_lines, supervised
 
 
 def test_lines_flow_end_to_end_then_ordered_shutdown() -> None:

@@ -1,4 +1,4 @@
-"""The Procfile under real honcho (CONTRACT §6, issue 6), and the `redis`
+"""The Procfile under real honcho, and the `redis`
 entry that makes honcho's all-at-once SIGTERM safe.
 
 honcho runs with its own port base (`-p`) from a block of free ports and an
@@ -26,7 +26,8 @@ import redis.exceptions
 from websockets.sync.client import connect as ws_connect
 
 from tcpws.protocol import LIVE_CHANNEL, decode_live
-from tests.helpers import PYTHON, ROOT, Proc, free_port, port_open, python_module, wait_until
+from testkit.procfs import pid_alive
+from testkit.procs import PYTHON, ROOT, Proc, free_port, port_open, python_module, wait_until
 
 STARTED = re.compile(r"system\s+\| (\S+) started \(pid=(\d+)\)")
 STOPPED = re.compile(r"system\s+\| (\S+) stopped \(rc=(-?\d+)\)")
@@ -117,7 +118,7 @@ class HonchoRun:
         found = re.search(r"redis-server pid (\d+)", self.proc.output())
         pids = [*self.pids().values(), *([int(found.group(1))] if found else [])]
         for pid in pids:
-            if alive(pid) and self.ours(pid):
+            if pid_alive(pid) and self.ours(pid):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                 with contextlib.suppress(ProcessLookupError):
@@ -139,14 +140,6 @@ def start_honcho(runs: list[HonchoRun], tmp_path: Path, tcp_workers: int = 3) ->
     run.wait_ready()
     return run
 
-
-def alive(pid: int) -> bool:
-    """True if pid exists and is not a zombie (no psutil: /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def stop_with_sigint(run: HonchoRun, timeout: float = 20.0) -> str:
@@ -176,7 +169,7 @@ def http_get(port: int, path: str) -> bytes:
                                            (["--grace", "-1"], {})])
 def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
                                                        env: dict[str, str]) -> None:
-    proc = Proc(python_module("supervisor.redis", *args), env=env, name="redis-entry")
+    proc = Proc(python_module("tcpws.procfile_redis", *args), env=env, name="redis-entry")
     try:
         assert proc.wait(10) == 2
         lines = proc.output().splitlines()
@@ -187,7 +180,7 @@ def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
 
 def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
     port = free_port()
-    proc = Proc(python_module("supervisor.redis", "--grace", "20"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "20"), env={"PORT": str(port)},
                 name="redis-entry")
     try:
         proc.wait_for_output(rf"redis ready on 127\.0\.0\.1:{port}")
@@ -209,7 +202,7 @@ def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
 
 def test_redis_entry_grace_bounds_the_wait() -> None:
     port = free_port()
-    proc = Proc(python_module("supervisor.redis", "--grace", "0.5"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "0.5"), env={"PORT": str(port)},
                 name="redis-entry")
     try:
         proc.wait_for_output(r"redis ready")
@@ -226,17 +219,17 @@ def test_redis_entry_grace_bounds_the_wait() -> None:
 
 def test_redis_entry_sigkilled_takes_redis_with_it() -> None:
     port = free_port()
-    proc = Proc(python_module("supervisor.redis"), env={"PORT": str(port)}, name="redis-entry")
+    proc = Proc(python_module("tcpws.procfile_redis"), env={"PORT": str(port)}, name="redis-entry")
     server_pid = 0
     try:
         server_pid = int(proc.wait_for_output(r"redis-server pid (\d+)").group(1))
         proc.signal(signal.SIGKILL)
         proc.wait(5)
-        wait_until(lambda: not alive(server_pid), 5, what="redis-server to die with its parent")
+        wait_until(lambda: not pid_alive(server_pid), 5, what="redis-server to die with its parent")
         assert not port_open(port)
     finally:
         finish(proc)
-        if server_pid and alive(server_pid):
+        if server_pid and pid_alive(server_pid):
             os.kill(server_pid, signal.SIGKILL)
 
 
@@ -355,7 +348,7 @@ def test_kill_9_of_one_worker_stops_everything(honcho_factory: list[HonchoRun],
     codes = run.exit_codes()
     assert codes.pop("tcp_worker.2") == -signal.SIGKILL
     assert all(rc == 0 for rc in codes.values()), f"unclean exits {codes}:\n{output}"
-    left = {name: pid for name, pid in pids.items() if alive(pid)}
+    left = {name: pid for name, pid in pids.items() if pid_alive(pid)}
     assert not left, f"left behind: {left}"
     ports = [run.redis_port, run.web_port, *run.tcp_ports]
     assert not [p for p in ports if port_open(p)]

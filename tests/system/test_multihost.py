@@ -1,5 +1,5 @@
-"""Several hosts against one shared Redis (issue 10), with real network
-namespaces as hosts (tests/system/netns.py): redis-server with a password on
+"""Several hosts against one shared Redis, with real network
+namespaces as hosts (tests/support/netns.py): redis-server with a password on
 host r, `python -m supervisor --host 0.0.0.0 --redis-url redis://:PASS@r`
 on hosts a and b. Needs root and iproute2; skips with the reason otherwise.
 
@@ -26,10 +26,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from supervisor.redisbin import find_redis_server, redis_argv
-from tests.helpers import PYTHON, Proc, wait_until
-from tests.system.abuse_support import ack_total
-from tests.system.netns import Hosts, NetnsUnavailable, connect_in, ip, make_hosts
+from tcpws.redis_server import find_redis_server, redis_argv
+from testkit.procs import PYTHON, Proc, wait_until
+from tests.support.abuse import ack_total
+from tests.support.netns import Hosts, NetnsUnavailable, connect_in, ip, make_hosts
 
 HTTP, TCP, REDIS = 9100, 9101, 6379
 SET_HOSTNAME_AND_EXEC = ("import os, socket, sys; socket.sethostname(sys.argv[1]); "

@@ -21,9 +21,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from tests.helpers import ROOT, Proc, free_port, port_open, wait_until
-from tests.system.test_page import browser, wait_shown  # noqa: F401  (the fixture)
-from tests.system.web_support import foreign_site, publish, web_process
+from testkit.procs import ROOT, Proc, free_port, port_open, wait_until
+from tests.support.browser import foreign_site, publish, wait_shown, web_process
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SNIPPET = ROOT / "contrib" / "nginx" / "tcpws.conf"
@@ -81,7 +80,7 @@ def nginx_for(tmp_path: Path) -> Iterator[Any]:
             proc.popen.stdout.close()
 
 
-def test_behind_nginx_under_a_prefix(browser: Any, nginx_for: Any,  # noqa: F811
+def test_behind_nginx_under_a_prefix(browser: Any, nginx_for: Any,
                                      redis_url: str) -> None:
     with web_process(redis_url) as web, foreign_site() as site:
         port = nginx_for(web.port)
@@ -130,6 +129,6 @@ def test_documented_snippet_is_the_tested_file() -> None:
         return [line for line in text.splitlines() if line.strip() and
                 not line.lstrip().startswith("#")]
 
-    readme = (ROOT / "contrib" / "nginx" / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     shown = readme.split("```nginx\n", 1)[1].split("```", 1)[0]
     assert config_lines(shown) == config_lines(SNIPPET.read_text())

@@ -1,4 +1,4 @@
-"""The live page at `/` in a real browser (issue 7): Debian's Chromium
+"""The live page at `/` in a real browser: Debian's Chromium
 driven by Playwright, against real redis-server, web and tcp_worker
 processes. Never downloads a browser: without /usr/bin/chromium the test
 skips loudly, or fails when $CI is set (there it must run).
@@ -18,11 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ROOT, Proc, free_port, python_module, wait_until
+from testkit.procs import ROOT, Proc, free_port, python_module, wait_until
+from tests.support.browser import wait_shown
 
-CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
-    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")
-    else shutil.which("chromium") or "/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 UPDATE_SCREENSHOT = os.environ.get("TCPWS_UPDATE_SCREENSHOT") == "1"
 
@@ -34,24 +32,6 @@ def finish(proc: Proc) -> None:
     proc.stop(timeout=10)
     if proc.popen.stdout is not None:
         proc.popen.stdout.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module (launching costs seconds)."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        reason = (f"NO BROWSER: {CHROMIUM} is missing, so the live page is NOT tested "
-                  "(install Debian's chromium: `make browser` as root)")
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; $CI is set, so this is a failure, not a skip")
-        pytest.skip(reason)
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=["--no-sandbox", "--disable-gpu"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
@@ -116,20 +96,6 @@ def system(redis_url: str) -> Iterator[System]:
 def send(port: int, lines: list[str]) -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall("".join(line + "\n" for line in lines).encode())
-
-
-def shown_lines(pg: Any) -> set[str]:
-    return set(pg.eval_on_selector_all("#stream .line .data", "els => els.map(e => e.textContent)"))
-
-
-def wait_shown(pg: Any, lines: list[str], timeout: float = 15.0) -> None:
-    def all_shown() -> bool:
-        return set(lines) <= shown_lines(pg)
-    try:
-        wait_until(all_shown, timeout, interval=0.1, what="lines on the page")
-    except TimeoutError:
-        missing = sorted(set(lines) - shown_lines(pg))
-        raise AssertionError(f"{len(missing)} line(s) never shown, e.g. {missing[:5]}") from None
 
 
 def last_shown_id(pg: Any) -> str | None:

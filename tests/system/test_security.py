@@ -1,4 +1,4 @@
-"""The safe-defaults audit (issue 9, docs/security.md), one test per item:
+"""The safe-defaults audit (docs/security.md), one test per item:
 loopback by default, control socket 0600, the embedded Redis on a private
 Unix socket (a password whenever it listens on TCP), no secrets in logs,
 the WebSocket token checked (in constant time)."""
@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from supervisor.config import from_args
-from tests.helpers import PYTHON, ROOT, free_port
-from tests.system.supervised import System, supervised
+from testkit.procs import PYTHON, ROOT, free_port
+from tests.support.supervised import System, supervised
 from web import app as web_app
 from web import redact
 

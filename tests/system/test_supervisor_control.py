@@ -1,4 +1,4 @@
-"""Scaling and the control CLI (issue 3): SIGTTIN/SIGTTOU and `scale` change
+"""Scaling and the control CLI: SIGTTIN/SIGTTOU and `scale` change
 the tcp workers per port while lines keep flowing; `status`, `restart` and
 `stop` work from another process over a 0600 Unix socket."""
 
@@ -9,8 +9,8 @@ import signal
 import stat
 import subprocess
 
-from tests.helpers import PYTHON, wait_until
-from tests.system.supervised import System, receive_json, send_lines, supervised
+from testkit.procs import PYTHON, wait_until
+from tests.support.supervised import System, receive_json, send_lines, supervised
 
 
 def flowing(system: System, tag: str) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.helpers import free_port, wait_until
-from tests.system.supervised import receive_json, send_lines, supervised
+from testkit.procs import free_port, wait_until
+from tests.support.supervised import receive_json, send_lines, supervised
 
 
 def test_listen_with_password_and_durable_aof(tmp_path: Path) -> None:

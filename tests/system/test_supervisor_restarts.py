@@ -1,4 +1,4 @@
-"""Restarts under `python -m supervisor` (issue 3): a killed child comes
+"""Restarts under `python -m supervisor`: a killed child comes
 back, its port keeps its backlog meanwhile, a crash loop gives up by the
 rule, a stuck child is SIGKILLed, and a killed supervisor leaves nothing."""
 
@@ -11,8 +11,9 @@ import socket
 import urllib.error
 import urllib.request
 
-from tests.helpers import PYTHON, Proc, free_port, port_open, wait_until
-from tests.system.supervised import Sender, pid_alive, receive_json, send_lines, supervised
+from testkit.procfs import pid_alive
+from testkit.procs import PYTHON, Proc, free_port, port_open, wait_until
+from tests.support.supervised import Sender, receive_json, send_lines, supervised
 
 
 def readyz(port: int) -> int:

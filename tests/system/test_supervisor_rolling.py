@@ -1,4 +1,4 @@
-"""SIGHUP rolling restart under load (issue 3 acceptance 7): every worker
+"""SIGHUP rolling restart under load: every worker
 gets a new pid, no TCP connection is refused, and a WebSocket client that
 resumes with `since=` after its 1012 close misses nothing."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import signal
 
-from tests.helpers import wait_until
-from tests.system.supervised import Sender, Watcher, supervised
+from testkit.procs import wait_until
+from tests.support.supervised import Sender, Watcher, supervised
 
 
 def test_sighup_replaces_every_worker_without_refusing_or_losing() -> None:

@@ -13,8 +13,8 @@ import threading
 
 import pytest
 
-from tests.helpers import RedisServer, free_port, wait_until
-from tests.system.supervised import send_lines, supervised
+from testkit.procs import RedisServer, free_port, wait_until
+from tests.support.supervised import send_lines, supervised
 
 
 def test_10k_lines_over_3_ports_reach_2_clients_exactly_once() -> None:

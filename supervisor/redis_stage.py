@@ -1,16 +1,23 @@
-"""The embedded redis-server: where it listens, how it is started, and how
-the supervisor knows it is ready.
+"""The redis stage of the start order: the embedded redis-server (where it
+listens, its argv, how the supervisor knows it is ready), or, with
+`--redis-url`, waiting until someone else's Redis answers.
 
-By default it listens only on a Unix socket in a private directory (mode
-0700) with `--port 0`, so nothing on the network can reach it and no TCP port
-can clash. `--redis-listen ADDR:PORT` adds a TCP listener, and then a
-password is required (checked in config). It runs under `setpriv
---pdeathsig KILL` when setpriv exists, so it dies with the supervisor even
-after a SIGKILL (PITFALLS 2); setpriv execs redis-server, so the pid is the
-same."""
+By default the embedded one listens only on a Unix socket in a private
+directory (mode 0700) with `--port 0`, so nothing on the network can reach
+it and no TCP port can clash. `--redis-listen ADDR:PORT` adds a TCP
+listener, and then a password is required (checked in config). It dies with
+the supervisor even after a SIGKILL (`dying_with_parent`).
+
+An external Redis is PINGed before anything that needs it starts, retrying
+with back-off for as long as it takes (a database that comes up after us is
+normal), one log line per new kind of error and never a traceback; a stop
+signal ends the wait at once. Once it answers, web and tcp are started;
+losing it later is theirs to ride out."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -24,9 +31,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from supervisor.config import SupervisorConfig
-from supervisor.redisbin import find_redis_server, redis_argv
+from tcpws import redisconn
+from tcpws.backoff import Backoff
+from tcpws.redis_server import dying_with_parent, find_redis_server, redis_argv
+
+log = logging.getLogger("supervisor")
 
 PROBE_TIMEOUT = 1.0
+PING_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -74,10 +86,7 @@ def prepare(config: SupervisorConfig) -> EmbeddedRedis:
         with os.fdopen(fd, "w") as f:
             f.write(f'requirepass "{_quote_conf(config.redis_password)}"\n')
         argv.insert(1, str(conf))
-    setpriv = shutil.which("setpriv")
-    if setpriv:
-        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
-    return EmbeddedRedis(run_dir=run_dir, argv=tuple(argv),
+    return EmbeddedRedis(run_dir=run_dir, argv=tuple(dying_with_parent(argv)),
                          url=unix_url(sock, config.redis_password))
 
 
@@ -97,3 +106,21 @@ async def ping(url: str) -> bool:
     finally:
         await client.aclose()
 
+
+async def wait_until_answers(url: str, stop: asyncio.Event) -> bool:
+    """True once the external Redis at `url` answers PING; False if `stop`
+    came first."""
+    where = redisconn.redact_url(url)
+    log.info("waiting for Redis at %s", where)
+    client = redisconn.connect(url, timeout=PING_TIMEOUT, client_name="tcpws-supervisor")
+
+    async def ping() -> None:
+        await client.ping()
+
+    try:
+        answered = await redisconn.wait_for_redis(ping, stop, where, Backoff(base=0.5, cap=5.0))
+    finally:
+        await client.aclose()
+    if answered:
+        log.info("stage redis ready (external)")
+    return answered

@@ -14,25 +14,14 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from supervisor.control import send
-from tests.helpers import PYTHON, ROOT, Proc, free_port, port_open, wait_until
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):  # a zombie of ours is not alive
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    return True
+from testkit.procfs import pid_alive
+from testkit.procs import PYTHON, ROOT, Proc, free_port, port_open, wait_until
 
 
 @dataclass

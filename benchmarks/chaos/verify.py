@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from benchmarks.chaos_load import Sender, Watcher
+from benchmarks.chaos.load import Sender, Watcher
 
 
 @dataclass

@@ -13,12 +13,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.helpers import wait_until
+from testkit.procfs import rss_kib
+from testkit.procs import wait_until
 
 
 @dataclass
@@ -75,17 +75,6 @@ class Watch:
             assert ack_total(s, 1) == 1
         self.wait_for([line])
 
-
-def rss_kib(pid: int) -> int:
-    """Resident set size of `pid` in KiB, from /proc (0 once it is gone)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 class RssSampler:

@@ -1,4 +1,5 @@
-"""Test helpers: free ports, a real redis-server, real child processes.
+"""Process helpers for the tests and the benchmarks: free ports, a real
+redis-server, real child processes.
 
 Every wait has a time-out; every process started here is stopped (SIGTERM,
 wait, SIGKILL of its whole group) by its owner's cleanup."""
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from supervisor.redisbin import find_redis_server, redis_argv
+from tcpws.redis_server import find_redis_server, redis_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

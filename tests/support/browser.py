@@ -1,4 +1,4 @@
-"""Helpers for the browser and reverse-proxy tests of the web port's safe
+"""Helpers for the browser tests: what the page shows; and for the tests of the web port's safe
 defaults: a `python -m web` of the test's own, lines published exactly as a
 tcp worker publishes them, and a page of another origin (a tiny
 `http.server` on another loopback port) that tries to read our stream."""
@@ -10,11 +10,12 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import redis
 
 from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
-from tests.helpers import Proc, free_port, python_module
+from testkit.procs import Proc, free_port, python_module, wait_until
 
 # The other site's page: no CSP of ours applies to it, so an inline script.
 FOREIGN_PAGE = """<!doctype html><title>another site</title>
@@ -78,3 +79,17 @@ def foreign_site() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def shown_lines(pg: Any) -> set[str]:
+    return set(pg.eval_on_selector_all("#stream .line .data", "els => els.map(e => e.textContent)"))
+
+
+def wait_shown(pg: Any, lines: list[str], timeout: float = 15.0) -> None:
+    def all_shown() -> bool:
+        return set(lines) <= shown_lines(pg)
+    try:
+        wait_until(all_shown, timeout, interval=0.1, what="lines on the page")
+    except TimeoutError:
+        missing = sorted(set(lines) - shown_lines(pg))
+        raise AssertionError(f"{len(missing)} line(s) never shown, e.g. {missing[:5]}") from None

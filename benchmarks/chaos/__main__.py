@@ -3,7 +3,7 @@
 
 It starts `python -m supervisor --ack` on free ports with a private control
 socket, runs ack-tracking TCP senders and resuming WebSocket watchers
-(benchmarks.chaos_load) for `--duration` seconds while two chaos loops each
+(benchmarks.chaos.load) for `--duration` seconds while two chaos loops each
 `kill -9` a random ready process of their kind (one loop for tcp workers, one
 for web processes, each every 2-5 s; with `--kill-redis` a third one kills
 the embedded redis every 6-12 s). Then it stops the load, waits until every
@@ -12,7 +12,7 @@ the supervisor gracefully and prints the counts.
 
 Exit status: 0 when no watcher lost an acked line, every duplicate is one of
 the counted resends and every sender's lines came in order
-(benchmarks.chaos_verify); 1 otherwise; 2 when the system could not be
+(benchmarks.chaos.verify); 1 otherwise; 2 when the system could not be
 started or the run did not settle. On failure the supervisor's log is kept
 and its path printed."""
 
@@ -37,13 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.chaos_load import Sender, Watcher
-from benchmarks.chaos_verify import print_report, summary, verify
-from benchmarks.measure import free_port
+from benchmarks.chaos.load import Sender, Watcher
+from benchmarks.chaos.verify import print_report, summary, verify
 from supervisor.control import ControlUnavailable, send
+from testkit.procs import ROOT, free_port
 
 log = logging.getLogger("chaos")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,25 @@
-"""honcho's `redis` entry: `python -m supervisor.redis`.
+"""The Procfile's `redis` entry: `python -m tcpws.procfile_redis`.
 
-Runs the same embedded redis-server as the supervisor, on ``$PORT`` and on
-loopback only, as a child whose output it forwards.
+Runs the same redis-server as the supervisor's embedded one, on ``$PORT``
+and on loopback only, as a child whose output it forwards.
 
 Why a wrapper and not `exec redis-server`: honcho sends SIGTERM to every
-process at once (CONTRACT §6, PITFALLS 6). A bare redis-server would be gone
-while the tcp workers are still publishing the lines they read. So on
-SIGTERM/SIGINT this wrapper keeps Redis serving until no tcp worker is
-connected any more (clients named ``tcpws-tcp:*``, seen in CLIENT LIST) or a
-grace period has passed, and only then stops Redis and exits 0 — well inside
-the 5 s after which honcho SIGKILLs everything.
+process at once, and SIGKILLs what is left 5 s after the first one exits. A
+bare redis-server would be gone while the tcp workers are still publishing
+the lines they read. So on SIGTERM/SIGINT this wrapper keeps Redis serving
+until no tcp worker is connected any more (clients named ``tcpws-tcp:*``,
+seen in CLIENT LIST) or a grace period has passed, and only then stops Redis
+and exits 0, well inside honcho's 5 s.
 
 redis-server runs in its own process group, so honcho's group-wide SIGTERM
 reaches only this wrapper; it gets PDEATHSIG=KILL (through `setpriv`), so a
-SIGKILLed wrapper leaves no Redis behind (PITFALLS 2).
+SIGKILLed wrapper leaves no Redis behind holding the port.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,17 +28,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
-from typing import IO, NoReturn
+from typing import IO
 
 import redis
 import redis.exceptions
 
-from supervisor.redisbin import RedisNotFound, find_redis_server, redis_argv
+from tcpws import cli
 from tcpws.logs import setup_logging
+from tcpws.redis_server import RedisNotFound, dying_with_parent, find_redis_server, redis_argv
 
 log = logging.getLogger("tcpws.redis")
 
-TCP_CLIENT_PREFIX = "tcpws-tcp:"
+PROG = "python -m tcpws.procfile_redis"
 DEFAULT_PORT = 6379
 DEFAULT_GRACE = 3.5
 POLL_INTERVAL = 0.05
@@ -57,46 +56,25 @@ class RedisEntryConfig:
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> RedisEntryConfig:
         """Flags over environment over defaults; anything bad is one line on
-        stderr and exit 2 (CONTRACT §7)."""
-        parser = _OneLineParser(
-            prog="python -m supervisor.redis",
+        stderr and exit 2."""
+        parser = cli.OneLineParser(
+            prog=PROG,
             description="Embedded redis-server for the Procfile: on SIGTERM it keeps "
                         "serving until the tcp workers have disconnected.")
-        parser.add_argument("--port", type=_port, default=environ.get("PORT", str(DEFAULT_PORT)),
+        parser.add_argument("--port", type=cli.fixed_port,
+                            default=environ.get("PORT", str(DEFAULT_PORT)),
                             help="port on 127.0.0.1 (default: $PORT, else 6379)")
-        parser.add_argument("--grace", type=_seconds,
+        parser.add_argument("--grace", type=cli.seconds,
                             default=environ.get("TCPWS_REDIS_GRACE", str(DEFAULT_GRACE)),
                             help="longest wait for tcp workers to disconnect after SIGTERM "
                                  "(default: $TCPWS_REDIS_GRACE, else 3.5 s; keep it < 5 s, "
                                  "honcho's kill time-out)")
-        parser.add_argument("--log-level", type=str.upper,
-                            default=environ.get("TCPWS_LOG_LEVEL", "INFO"),
-                            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                            help="(default: $TCPWS_LOG_LEVEL, else INFO)")
+        parser.add_argument("--log-level", type=cli.log_level,
+                            default=environ.get("TCPWS_LOG_LEVEL", "info"),
+                            help=f"{', '.join(cli.LOG_LEVELS)} "
+                                 "(default: $TCPWS_LOG_LEVEL, else info)")
         args = parser.parse_args(list(argv))
         return cls(port=args.port, grace=args.grace, log_level=args.log_level)
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
-    return value
 
 
 class StopFlag:
@@ -118,7 +96,8 @@ class StopFlag:
 
 
 def _forward(stream: IO[bytes]) -> None:
-    """Copy redis-server's output to ours, line by line (PITFALLS 9)."""
+    """Copy redis-server's output to ours, line by line; always drained, or
+    redis-server blocks once the pipe buffer is full."""
     for raw in stream:
         sys.stdout.write(raw.decode("utf-8", "replace"))
         sys.stdout.flush()
@@ -126,13 +105,7 @@ def _forward(stream: IO[bytes]) -> None:
 
 def spawn_redis(port: int) -> subprocess.Popen[bytes]:
     """Start redis-server in its own session, dying with us when possible."""
-    argv = redis_argv(find_redis_server(), port=port, bind="127.0.0.1")
-    setpriv = shutil.which("setpriv")
-    if setpriv:
-        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
-    else:
-        log.warning("setpriv not found: redis-server will not die with this process if it "
-                    "is SIGKILLed")
+    argv = dying_with_parent(redis_argv(find_redis_server(), port=port, bind="127.0.0.1"))
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
@@ -146,7 +119,7 @@ def tcp_workers_connected(client: redis.Redis) -> int | None:
         clients = client.client_list()
     except redis.exceptions.RedisError:
         return None
-    return sum(1 for c in clients if str(c.get("name", "")).startswith(TCP_CLIENT_PREFIX))
+    return sum(1 for c in clients if str(c.get("name", "")).startswith(cli.TCP_CLIENT_PREFIX))
 
 
 def wait_ready(proc: subprocess.Popen[bytes], client: redis.Redis, stop: StopFlag) -> bool:

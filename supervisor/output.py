@@ -1,0 +1,46 @@
+"""The children's output, as honcho shows it: every line as `name | line`,
+names padded to one width, in our own stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+MAX_LINE = 65536  # longer output lines are forwarded in pieces
+
+
+class OutputMux:
+    """Writes every child's output line by line as `name | line`, names
+    padded to one width, as honcho does."""
+
+    def __init__(self, width: int, stream: TextIO | None = None) -> None:
+        self.width = width
+        self.stream: TextIO | None = stream or sys.stdout
+
+    def write(self, name: str, line: str) -> None:
+        """Never raises: if our own output is gone (`| head`), children's
+        output is still drained, then dropped, so they never block."""
+        if self.stream is None:
+            return
+        self.width = max(self.width, len(name))
+        try:
+            self.stream.write(f"{name:<{self.width}} | {line}\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.stream = None
+
+    async def forward(self, name: str, stream: asyncio.StreamReader) -> None:
+        """Drain a child's stdout+stderr until EOF, else the child blocks
+        once the pipe is full."""
+        pending = b""
+        while chunk := await stream.read(MAX_LINE):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if len(pending) >= MAX_LINE:
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                self.write(name, line.decode("utf-8", "replace").rstrip("\r"))
+        if pending:
+            self.write(name, pending.decode("utf-8", "replace"))

@@ -1,0 +1,54 @@
+"""Fixtures that start the real processes under test: `start_worker`
+(`python -m tcp_worker`), `start_web` (`python -m web`) and `publisher`
+(batches published exactly as a tcp worker publishes them)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from testkit.procs import Proc, free_port, python_module
+from tests.support.tcp_worker import StartWorker
+from tests.support.web import Publisher, StartWeb, Web
+
+
+@pytest.fixture
+def start_worker() -> Iterator[StartWorker]:
+    """Start `python -m tcp_worker` on a free port; wait for its ready line."""
+    procs: list[Proc] = []
+
+    def start(redis_url: str, *args: str, ready: bool = True) -> tuple[Proc, int]:
+        port = free_port()
+        proc = Proc(python_module("tcp_worker", "--port", str(port), *args),
+                    env={"REDIS_URL": redis_url, "TCPWS_NAME": f"tcp.{port}"},
+                    name=f"tcp.{port}")
+        procs.append(proc)
+        if ready:
+            proc.wait_for_output(r"ready on ")
+        return proc, port
+
+    yield start
+    for proc in procs:
+        proc.stop(timeout=10)
+
+
+@pytest.fixture
+def start_web() -> Iterator[StartWeb]:
+    started: list[Web] = []
+
+    def start(redis_url: str, *args: str, ready: bool = True) -> Web:
+        web = Web(redis_url, *args)
+        started.append(web)
+        return web.wait_ready() if ready else web
+
+    yield start
+    for web in started:
+        web.proc.stop(timeout=10)
+
+
+@pytest.fixture
+async def publisher(redis_url: str) -> AsyncIterator[Publisher]:
+    pub = Publisher(redis_url)
+    yield pub
+    await pub.client.aclose()

@@ -1,0 +1,34 @@
+"""Fixtures shared by the browser tests: one headless Chromium (Debian's,
+driven by Playwright; never a downloaded browser)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
+    "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")
+    else shutil.which("chromium") or "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module (launching costs seconds)."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        reason = (f"NO BROWSER: {CHROMIUM} is missing, so the live page is NOT tested "
+                  "(install Debian's chromium: `make browser` as root)")
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; $CI is set, so this is a failure, not a skip")
+        pytest.skip(reason)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                      args=["--no-sandbox", "--disable-gpu"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()

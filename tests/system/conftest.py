@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.tools import require_tool
+
 CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")
     else shutil.which("chromium") or "/usr/bin/chromium")
@@ -18,12 +20,7 @@ CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module (launching costs seconds)."""
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        reason = (f"NO BROWSER: {CHROMIUM} is missing, so the live page is NOT tested "
-                  "(install Debian's chromium: `make browser` as root)")
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; $CI is set, so this is a failure, not a skip")
-        pytest.skip(reason)
+    require_tool(CHROMIUM, "the live page", "install Debian's chromium: `make browser` as root")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,

@@ -9,7 +9,6 @@ directory. Never installs nginx itself (`scripts/install-nginx` does, from
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import urllib.request
@@ -23,6 +22,7 @@ from websockets.sync.client import connect
 
 from testkit.procs import ROOT, Proc, free_port, port_open, wait_until
 from tests.support.browser import foreign_site, publish, wait_shown, web_process
+from tests.support.tools import require_tool
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SNIPPET = ROOT / "contrib" / "nginx" / "tcpws.conf"
@@ -47,12 +47,8 @@ http {{
 @pytest.fixture
 def nginx_for(tmp_path: Path) -> Iterator[Any]:
     """`start(web_port) -> nginx port`: the snippet, pointed at our ports."""
-    if not (os.path.isfile(NGINX) and os.access(NGINX, os.X_OK)):
-        reason = (f"NO NGINX: {NGINX} is missing, so the reverse-proxy set-up is NOT tested "
-                  "(install Debian's nginx: scripts/install-nginx as root)")
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; $CI is set, so this is a failure, not a skip")
-        pytest.skip(reason)
+    require_tool(NGINX, "the reverse-proxy set-up",
+                 "install Debian's nginx: scripts/install-nginx as root")
     tmp = Path(tempfile.mkdtemp(prefix="tcpws-nginx-", dir=tmp_path))
     tmp.chmod(0o755)  # started as root, nginx's workers run as nobody
     procs: list[Proc] = []

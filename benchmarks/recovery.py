@@ -1,7 +1,8 @@
 """Recovery and shutdown times of `python -m supervisor`, and the spine's
 end-to-end rate, as medians over a few rounds.
 
-    python -m benchmarks.recovery [--rounds 5] [--out FILE.json]
+    python -m benchmarks.recovery [--rounds 5] [--kills-only] [--spares on|off]
+                                  [--out FILE.json]
 
 * `e2e`: 10,000 lines over 3 TCP connections (one per default-style port)
   to 2 WebSocket clients; lines/s from the first write until both clients
@@ -170,21 +171,27 @@ def kill_rounds(system: Ours, n: int) -> dict[str, list[float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--kills-only", action="store_true",
+                    help="only the kill -9 rounds: no e2e rate, no shutdown times")
+    ap.add_argument("--spares", choices=("on", "off"), default=None,
+                    help="the supervisor's --spares (default: its own default)")
     ap.add_argument("--out", help="write the results as JSON here")
     args = ap.parse_args()
     results: dict[str, Any] = {}
-    system = Ours(tcp_ports=3, tcp_args="")
+    extra = ["--spares", args.spares] if args.spares else []
+    system = Ours(tcp_ports=3, tcp_args="", supervisor_args=extra)
     system.start()
     try:
-        runs = [e2e(system) for _ in range(args.rounds)]
-        results["e2e_lines_per_s"] = median([r["lines_per_s"] for r in runs])
-        results["e2e_exactly_once"] = all(r["exactly_once"] for r in runs)
-        print(f"e2e: {results['e2e_lines_per_s']:,.0f} lines/s (median), exactly once: "
-              f"{results['e2e_exactly_once']}", flush=True)
+        if not args.kills_only:
+            runs = [e2e(system) for _ in range(args.rounds)]
+            results["e2e_lines_per_s"] = median([r["lines_per_s"] for r in runs])
+            results["e2e_exactly_once"] = all(r["exactly_once"] for r in runs)
+            print(f"e2e: {results['e2e_lines_per_s']:,.0f} lines/s (median), exactly once: "
+                  f"{results['e2e_exactly_once']}", flush=True)
         results.update(kill_rounds(system, args.rounds))
     finally:
         system.stop(30)
-    for clients in (0, 100):
+    for clients in () if args.kills_only else (0, 100):
         runs2 = [shutdown(clients) for _ in range(args.rounds)]
         results[f"shutdown_{clients}_clients_s"] = [r[0] for r in runs2]
         results[f"shutdown_{clients}_clients_rc"] = sorted({r[1] for r in runs2})

@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -174,8 +175,10 @@ class Ours(System):
 
     def __init__(self, tcp_ports: int = 3, standalone: bool = False,
                  web_args: str = "", tcp_args: str = "--max-connections 15000",
-                 web_shim: str = "", tcp_shim: str = "", tcp_workers: int = 1) -> None:
+                 web_shim: str = "", tcp_shim: str = "", tcp_workers: int = 1,
+                 supervisor_args: Sequence[str] = ()) -> None:
         super().__init__(tcp_ports)
+        self.supervisor_args = list(supervisor_args)
         self.tcp_workers = tcp_workers
         self.standalone = standalone or bool(web_shim or tcp_shim)
         self.shims = {"web": web_shim, "tcp_worker": tcp_shim}
@@ -193,7 +196,7 @@ class Ours(System):
                     "--tcp-workers", str(self.tcp_workers), "--web-workers", "1",
                     "--stop-timeout", "10",
                     "--control-socket", self.control, "--log-level", "warning",
-                    "--tcp-worker-args", self.tcp_args]
+                    "--tcp-worker-args", self.tcp_args, *self.supervisor_args]
             if self.web_args:
                 argv += ["--web-args", self.web_args]
             self.services = [Service(self.name, argv)]

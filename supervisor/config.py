@@ -48,6 +48,7 @@ class SupervisorConfig:
     http_timeout: float = 10.0
     allowed_origins: str = ""
     log_level: str = "info"
+    spares: bool = True
     command: tuple[str, ...] = ("run",)
     base_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -91,6 +92,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
                           "origins served besides the page's own; comma list, * for any"),
     "--log-level": ("TCPWS_LOG_LEVEL", "info", cli.log_level,
                     "debug, info, warning, error, critical"),
+    "--spares": ("TCPWS_SPARES", "on", cli.boolean,
+                 "keep a pre-imported spare web and tcp process for fast restarts: on|off"),
 }
 _SWITCHES = {
     "--ack": ("TCPWS_ACK", "tcp workers acknowledge stored lines (+N)"),
@@ -121,7 +124,7 @@ def _value(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> Any
     if raw is None and environ.get(env, "") != "":
         raw, source = environ[env], env
     if raw is None:
-        return default
+        return conv(default) if isinstance(default, str) else default
     try:
         return conv(raw)
     except cli.NotANumber:
@@ -231,5 +234,5 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         web_args=_split(v["--web-args"], "--web-args"),
         max_clients=v["--max-clients"], http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],
-        log_level=v["--log-level"], command=command, base_env=dict(environ),
+        log_level=v["--log-level"], spares=v["--spares"], command=command, base_env=dict(environ),
     )

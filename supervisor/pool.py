@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from supervisor.child import Child
 from supervisor.config import SupervisorConfig
 from supervisor.output import OutputMux
 from supervisor.plan import Kind, next_index, scale_steps, tcp_name
-from supervisor.slot import Slot
+from supervisor.slot import ChildSpec, Slot
 from supervisor.specs import SpecFactory
 
 log = logging.getLogger("supervisor")
@@ -24,8 +25,10 @@ log = logging.getLogger("supervisor")
 class Pool:
     def __init__(self, config: SupervisorConfig, specs: SpecFactory, output: OutputMux,
                  on_give_up: Callable[[Slot, str], None], retire_budget: float,
-                 stop_requested: asyncio.Event, force: asyncio.Event) -> None:
+                 stop_requested: asyncio.Event, force: asyncio.Event,
+                 from_spare: Callable[[ChildSpec], Awaitable[Child | None]] | None = None) -> None:
         self.config = config
+        self.from_spare = from_spare
         self.specs = specs
         self.output = output
         self.on_give_up = on_give_up
@@ -40,7 +43,8 @@ class Pool:
     def add(self, kind: Kind, name: str, port: int | None = None, index: int = 1) -> Slot:
         """Record a new slot; the caller starts it."""
         slot = Slot(self.specs.spec(kind, name, port, index), self.output,
-                    self.config.start_timeout, self.config.max_start_failures, self.on_give_up)
+                    self.config.start_timeout, self.config.max_start_failures, self.on_give_up,
+                    self.from_spare)
         self.slots[name] = slot
         return slot
 

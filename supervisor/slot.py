@@ -55,6 +55,8 @@ class Slot:
     start_timeout: float
     max_failures: int
     on_give_up: Callable[[Slot, str], None]
+    # A restart first asks this for a pre-imported spare (supervisor/spare.py).
+    from_spare: Callable[[ChildSpec], Awaitable[Child | None]] | None = None
     backoff: Backoff = field(default_factory=lambda: Backoff(
         cap=BACKOFF_CAP, reset_after=BACKOFF_RESET_AFTER))
     restarts: int = 0
@@ -132,7 +134,7 @@ class Slot:
                     break
                 self.restarts += 1
             starting = self.mode = Starting()
-            child = await self._start_one(starting)
+            child = await self._start_one(starting, restart=delay is not None)
             if child is None:
                 delay = self.backoff.next_delay()
                 continue
@@ -148,16 +150,22 @@ class Slot:
                         self.name, report.reason, delay)
         return await self._shutdown()
 
-    async def _start_one(self, place: Starting | Replacing) -> Child | None:
+    async def _start_one(self, place: Starting | Replacing, restart: bool = False) -> Child | None:
         """Spawn a process into `place` and wait until it is ready. None when
-        it failed (counted, and the slot may give up) or a stop came first."""
+        it failed (counted, and the slot may give up) or a stop came first.
+        A restart after an exit takes a spare when there is one; a rolling
+        restart never does, since it is how new code is loaded."""
         reason, timed_out = "", False
-        try:
-            child = await Child.spawn(self.name, self.spec.kind, self.spec.argv, self.spec.env,
-                                      self.output, self.spec.pass_fds,
-                                      notify=self.spec.probe is None)
-        except OSError as exc:
-            child, reason = None, f"could not start: {exc}"
+        child = None
+        if restart and self.from_spare is not None:
+            child = await self.from_spare(self.spec)
+        if child is None:
+            try:
+                child = await Child.spawn(self.name, self.spec.kind, self.spec.argv,
+                                          self.spec.env, self.output, self.spec.pass_fds,
+                                          notify=self.spec.probe is None)
+            except OSError as exc:
+                reason = f"could not start: {exc}"
         if child is not None:
             place.hold(child)
             if self.spec.probe is not None:

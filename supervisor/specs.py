@@ -32,18 +32,32 @@ class SpecFactory:
         self.budgets = budgets
         self.redis_url = redis.url if redis is not None else str(config.redis_url)
 
+    def _inherited(self) -> dict[str, str]:
+        return {k: v for k, v in self.config.base_env.items() if k not in NOT_INHERITED}
+
+    def _env(self, name: str, listen_fd: int | None = None) -> dict[str, str]:
+        env = self._inherited()
+        env.update(ChildEnv(parent_pid=os.getpid(), listen_fd=listen_fd).to_environ())
+        env.update({"PYTHONUNBUFFERED": "1", NAME_ENV: name, "REDIS_URL": self.redis_url})
+        return env
+
+    def spare(self, kind: Kind) -> ChildSpec:
+        """How to start a spare of `kind` (supervisor/spare.py): a child's
+        environment without a role, and every listening socket of its kind."""
+        name = f"spare.{kind}"
+        fds = tuple(sock.fileno() for sock in self.listeners.of(kind))
+        return ChildSpec(name, kind, [sys.executable, "-m", "tcpws.spare", str(kind)],
+                         self._env(name), fds)
+
     def spec(self, kind: Kind, name: str, port: int | None = None, index: int = 1) -> ChildSpec:
         cfg = self.config
-        env = {k: v for k, v in cfg.base_env.items()
-               if k not in NOT_INHERITED}
         if kind is Kind.REDIS:
             assert self.redis is not None
-            return ChildSpec(name, kind, self.redis.argv, env, probe=self.redis.probe(),
-                             stop_budget=self.budgets.redis)
+            return ChildSpec(name, kind, self.redis.argv, self._inherited(),
+                             probe=self.redis.probe(), stop_budget=self.budgets.redis)
         assert port is not None
         sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]
-        env.update(ChildEnv(parent_pid=os.getpid(), listen_fd=sock.fileno()).to_environ())
-        env.update({"PYTHONUNBUFFERED": "1", NAME_ENV: name, "REDIS_URL": self.redis_url})
+        env = self._env(name, sock.fileno())
         common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
         if kind is Kind.WEB:
             argv = [sys.executable, "-m", "web", *common,

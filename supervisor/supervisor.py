@@ -43,6 +43,7 @@ from supervisor.pool import Pool
 from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
+from supervisor.spare import Spares
 from supervisor.specs import SpecFactory
 
 log = logging.getLogger("supervisor")
@@ -66,8 +67,9 @@ class Supervisor:
         self.force = asyncio.Event()
         self.failure: str | None = None
         self.problems: list[str] = []
+        self.spares = Spares(self.specs, self.output, enabled=config.spares)
         self.pool = Pool(config, self.specs, self.output, self.on_give_up, self.budgets.tcp,
-                         self.stop_requested, self.force)
+                         self.stop_requested, self.force, from_spare=self.spares.take)
 
     @property
     def slots(self) -> Mapping[str, Slot]:
@@ -97,6 +99,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self.on_signal, sig)
         try:
             if await self.start():
+                self.spares.start()
                 await self.serve()
             elif self.failure is None and not self.stop_requested.is_set():
                 self.failure = "start-up failed"
@@ -206,8 +209,10 @@ class Supervisor:
         return True
 
     def handle_hup(self) -> bool:
-        """Rolling restart of every web and tcp worker (SIGHUP, `restart all`)."""
+        """Rolling restart of every web and tcp worker (SIGHUP, `restart all`);
+        the spares too, as they hold the code imported before."""
         self.pool.roll()
+        self.spares.renew()
         return True
 
     def handle_restart(self, name: str) -> bool:
@@ -218,6 +223,7 @@ class Supervisor:
         """Stop tcp → web → redis; each stage within its own time-out.
         After a second SIGTERM/SIGINT (`force`), stragglers get SIGKILL at once."""
         self.pool.cancel_rolling()
+        await self.spares.stop()  # idle, but they hold listening sockets of the stages
         for kind in STOP_ORDER:
             slots = self.pool.of(kind)
             if not slots:

@@ -15,8 +15,10 @@ end-to-end rate, as medians over a few rounds.
     new client receives it;
   - redis: SIGKILL the embedded redis-server, at once send a line; seconds
     until a connected client receives it, and until `/readyz` is 200 again.
-  Each round kills one of each, then waits 11 s so that every restart is a
-  first one (the supervisor's back-off resets after 10 s of uptime).
+  Each round waits 11 s, so that every restart is a first one (the
+  supervisor's back-off resets after 10 s of uptime) and the system is
+  settled (with `--spares on`, the spares it starts once ready have
+  imported), then kills one of each.
 * `SIGTERM → exit` of the supervisor: idle, and with 100 open WebSocket
   clients (a fresh system each round).
 
@@ -152,11 +154,12 @@ STABLE = 11.0  # the supervisor resets a slot's restart back-off after 10 s up
 
 
 def kill_rounds(system: Ours, n: int) -> dict[str, list[float]]:
-    """Each round kills one child of each kind, then waits until every
-    back-off has reset, so that each kill is a first, immediate restart."""
+    """Each round waits until every back-off has reset, so that each kill is
+    a first, immediate restart, then kills one child of each kind."""
     out: dict[str, list[float]] = {"kill_tcp_s": [], "kill_web_s": [],
                                    "kill_redis_line_s": [], "kill_redis_readyz_s": []}
     for i in range(n):
+        time.sleep(STABLE)  # the back-off reset is time-based: nothing to wait on
         out["kill_tcp_s"].append(kill_tcp(system))
         out["kill_web_s"].append(kill_web(system))
         line, ready = kill_redis(system)
@@ -164,7 +167,6 @@ def kill_rounds(system: Ours, n: int) -> dict[str, list[float]]:
         out["kill_redis_readyz_s"].append(ready)
         print(f"  round {i + 1}/{n}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in out.items()),
               flush=True)
-        time.sleep(STABLE)  # the back-off reset is time-based: nothing to wait on
     return out
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from benchmarks.measure import settled
 from benchmarks.systems import Ours, Service, System
-from testkit.procfs import total_cpu, total_rss_kib
+from testkit.procfs import cmdline, total_cpu, total_rss_kib
 from testkit.procs import wait_until
 
 # 59 characters + "\n" = 60 bytes: not a divisor of the original's 1 KiB reads,
@@ -157,14 +157,14 @@ def idle_memory(system: System, kind: str, steps: list[int],
 
 
 def worker_on_port(system: Ours, port: int) -> int:
-    """The pid of the tcp worker serving `port` (by its TCPWS_NAME or argv)."""
+    """The pid of the tcp worker serving `port`, by the `--port N` of its
+    command line. Not by its environment: a worker that the supervisor made
+    from a pre-imported spare shows the worker's command line (its process
+    title) but still the spare's start environment in /proc/PID/environ."""
     for pid in system.tcp_worker_pids():
-        with contextlib.suppress(OSError):
-            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-            argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
-            if any(e.startswith(b"TCPWS_NAME=tcp.%d" % port) for e in env) or \
-                    b"%d" % port in argv:
-                return pid
+        words = cmdline(pid).split()
+        if any(a == "--port" and b == str(port) for a, b in zip(words, words[1:])):
+            return pid
     raise LookupError(f"no tcp worker found for port {port}")
 
 

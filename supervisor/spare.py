@@ -182,7 +182,7 @@ class Spares:
         spare = Spare(kind, proc, spec.argv[0], read_fd, write_fd, tuple(spec.pass_fds),
                       loop.time())
         self._waiting[kind] = spare
-        log.debug("%s spare waiting, pid %d", kind, proc.pid)
+        log.info("%s spare started, pid %d", kind, proc.pid)
         waiter = asyncio.ensure_future(proc.wait())
         waiter.add_done_callback(lambda _w: self._on_exit(spare))
 

@@ -85,3 +85,12 @@ def test_listen_and_unix_urls() -> None:
     assert parse_listen("[::1]:6390") == ("::1", 6390)
     assert unix_url("/tmp/d/redis.sock", None) == "unix:///tmp/d/redis.sock?db=0"
     assert unix_url("/tmp/d/redis.sock", "p@ss") == "unix://:p%40ss@/tmp/d/redis.sock?db=0"
+
+
+def test_spares_on_by_default_off_by_flag_or_environment() -> None:
+    assert cfg().spares
+    assert not cfg("--spares", "off").spares
+    assert not cfg(TCPWS_SPARES="off").spares
+    assert cfg("--spares", "on", TCPWS_SPARES="off").spares
+    with pytest.raises(ConfigError, match=r"^--spares: not a boolean"):
+        cfg("--spares", "maybe")

@@ -19,6 +19,8 @@ import subprocess
 import threading
 import urllib.request
 
+from websockets.sync.client import ClientConnection
+
 from testkit.procfs import cmdline, pid_alive
 from testkit.procs import PYTHON, ROOT, wait_until
 from tests.support.supervised import Sender, System, receive_json, send_lines, supervised
@@ -71,6 +73,16 @@ class Connector(threading.Thread):
             self.stop.wait(0.005)
 
 
+def wait_for_data(ws: ClientConnection, want: set[str]) -> None:
+    """Receive until every line of `want` came (others arrive meanwhile)."""
+    got: set[str] = set()
+
+    def arrived() -> bool:
+        got.update(m["data"] for m in receive_json(ws, 1))
+        return want <= got
+    wait_until(arrived, 20, interval=0, what=f"lines {sorted(want)[:3]}...")
+
+
 def api_status_names(system: System) -> list[str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{system.http_port}/api/status",
                                 timeout=5) as resp:
@@ -97,12 +109,7 @@ def test_spares_take_over_killed_children_and_nothing_is_refused() -> None:
                            what="the tcp spare serving the slot")
                 back = len(sender.sent)
                 wait_until(lambda: len(sender.sent) > back + 5, 20, what="lines after the kill")
-                want, got = set(sender.sent[back:back + 5]), set[str]()
-
-                def arrived() -> bool:
-                    got.update(m["data"] for m in receive_json(ws, 1))
-                    return want <= got
-                wait_until(arrived, 20, interval=0, what="lines through the new worker")
+                wait_for_data(ws, set(sender.sent[back:back + 5]))
 
             os.kill(system.pid_of("web.1"), signal.SIGKILL)
             wait_until(lambda: system.child("web.1")["pid"] == web_spare
@@ -112,7 +119,7 @@ def test_spares_take_over_killed_children_and_nothing_is_refused() -> None:
             wait_until(lambda: connector.opened > opened + 5, 20, what="HTTP after the kill")
             with system.ws() as ws:
                 send_lines(port, ["after-web-kill"])
-                assert receive_json(ws, 1)[0]["data"] == "after-web-kill"
+                wait_for_data(ws, {"after-web-kill"})
         finally:
             sender.stop.set()
             connector.stop.set()
@@ -148,11 +155,15 @@ def test_spares_take_over_killed_children_and_nothing_is_refused() -> None:
 
 def test_spares_die_with_a_killed_supervisor() -> None:
     with supervised() as system:
-        pids = [waiting_spare(system, "web"), waiting_spare(system, "tcp")]
+        pids = [waiting_spare(system, "web"), waiting_spare(system, "tcp"),
+                *(c["pid"] for c in system.status())]
         system.proc.signal(signal.SIGKILL)
         system.proc.wait(timeout=5)
-        wait_until(lambda: not any(pid_alive(p) for p in pids), 2.0, interval=0.05,
-                   what="every spare gone within 2 s")
+        try:
+            wait_until(lambda: not any(pid_alive(p) for p in pids), 2.0, interval=0.05,
+                       what="every spare and child gone within 2 s")
+        except TimeoutError:
+            raise AssertionError(f"left: {[cmdline(p) for p in pids if pid_alive(p)]}") from None
 
 
 def test_a_rolling_restart_renews_the_spares_and_does_not_use_them() -> None:

@@ -20,5 +20,5 @@ def test_role_round_trip_and_module() -> None:
                                   b'{"argv": [], "env": {"A": 1}, "close_fds": []}',
                                   b'{"argv": [], "env": {}}'])
 def test_a_bad_role_is_refused(data: bytes) -> None:
-    with pytest.raises(ValueError, match="^bad role"):
+    with pytest.raises(ValueError, match=r"^bad role"):
         Role.decode(data)

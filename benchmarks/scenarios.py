@@ -7,6 +7,7 @@ it starts is stopped before it returns (also on an exception)."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -163,7 +164,7 @@ def worker_on_port(system: Ours, port: int) -> int:
     title) but still the spare's start environment in /proc/PID/environ."""
     for pid in system.tcp_worker_pids():
         words = cmdline(pid).split()
-        if any(a == "--port" and b == str(port) for a, b in zip(words, words[1:])):
+        if any(a == "--port" and b == str(port) for a, b in itertools.pairwise(words)):
             return pid
     raise LookupError(f"no tcp worker found for port {port}")
 

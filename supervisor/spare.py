@@ -88,10 +88,6 @@ class Spares:
         for kind in self.kinds:
             self._refill(kind)
 
-    def waiting(self) -> dict[Kind, int]:
-        """Pid of the spare waiting for each kind."""
-        return {k: s.proc.pid for k, s in self._waiting.items() if s.proc.returncode is None}
-
     async def take(self, spec: ChildSpec) -> Child | None:
         """Hand `spec`'s role to the waiting spare of its kind and return it
         as the slot's Child (watched, output forwarded); None when there is

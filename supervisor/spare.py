@@ -6,9 +6,9 @@ spends most of its start-up in imports.
 A spare is spawned as every child is (own session, PR_SET_PDEATHSIG, the
 listening sockets of its kind inherited, a notify pipe), and then waits on
 its stdin. `take()` writes a slot's role (argv, environment) there and
-returns the spare as that slot's Child; a new spare is started once the
-taken one is ready (or has exited), so that the imports of the next spare
-never compete for CPU with the start of the child that needs it now.
+returns the spare as that slot's Child; a new spare is started a moment
+after the taken one is ready (or has exited), so that the imports of the
+next spare do not compete for CPU with the restart that needs it now.
 
 Spares are not children: they are not in `status`, send no heartbeat, and
 `stop()` ends them before the first stage stops (they hold listening
@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -39,7 +39,10 @@ from tcpws.spare import Role, entry_for
 log = logging.getLogger("supervisor")
 
 KINDS = (Kind.WEB, Kind.TCP)
-STOP_WAIT = 2.0  # an idle spare dies of SIGTERM at once; SIGKILL after this
+STOP_WAIT = 1.0  # seconds; a spawn under way, then the SIGKILLed spares' exits
+# After a takeover, the next spare's imports wait this long, so that they
+# do not take CPU from what follows a restart (clients reconnecting, resuming).
+REFILL_DELAY = 1.0
 
 
 @dataclass
@@ -137,12 +140,14 @@ class Spares:
             await asyncio.wait(self._spawns, timeout=STOP_WAIT)  # let a spawn under way end
         spares = list(self._waiting.values())
         self._waiting.clear()
-        for spare in spares:
-            _signal(spare, signal.SIGTERM)
-        await _reap(spares)
+        for spare in spares:  # it holds nothing to flush or finish: no grace needed
+            _signal(spare, signal.SIGKILL)
+        if spares:
+            await asyncio.wait([asyncio.ensure_future(s.proc.wait()) for s in spares],
+                               timeout=STOP_WAIT)
 
     def _refill_after(self, kind: Kind, _event: asyncio.Future[Any]) -> None:
-        self._refill(kind)
+        self._refill(kind, REFILL_DELAY)
 
     def _refill(self, kind: Kind, delay: float = 0.0) -> None:
         """Start a spare of `kind` (after `delay` s) unless one waits or is
@@ -211,14 +216,3 @@ def _signal(spare: Spare, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(spare.proc.pid, sig)
 
-
-async def _reap(spares: Iterable[Spare]) -> None:
-    """Wait for `spares` to exit; SIGKILL whatever is left after STOP_WAIT."""
-    waits = {asyncio.ensure_future(s.proc.wait()): s for s in spares}
-    if not waits:
-        return
-    _done, pending = await asyncio.wait(waits, timeout=STOP_WAIT)
-    for task in pending:
-        _signal(waits[task], signal.SIGKILL)
-    if pending:
-        await asyncio.wait(pending, timeout=STOP_WAIT)

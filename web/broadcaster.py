@@ -136,7 +136,7 @@ class Broadcaster:
         finally:
             self.ready = False
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
 

@@ -60,64 +60,86 @@ class OctetFramer(PrefixFramer):
 
     def _scan(self, data: bytes) -> tuple[list[bytes], int]:
         frames: list[bytes] = []
-        find, size, limit, hard = data.find, len(data), self.max_line_bytes, self._hard
+        append, find, size = frames.append, data.find, len(data)
+        limit, reach = self.max_line_bytes, self._max_digits + 1
         pos = 0
         while pos < size:
-            first = data[pos]
-            if not 48 <= first <= 57:
-                if not self.mixed:
-                    self._fail(NOT_DIGITS)
-                    return frames, size
-                nl = find(b"\n", pos)
-                if nl < 0:
-                    self._need = _LINE
-                    self._buf = bytearray(data[pos:])
-                    self._check_line_tail()
-                    return frames, size
-                self._line(data[pos:nl], frames)
-                pos = nl + 1
-                continue
-            sp = find(b" ", pos, pos + self._max_digits + 1)
-            if sp < 0:
-                return frames, self._partial_header(data, pos)
+            # The common frame in as few steps as possible; anything else
+            # (another kind of frame, an edge, an error) goes to `_step`.
+            sp = find(b" ", pos, pos + reach)
             head = data[pos:sp]
-            if not head.isdigit():
-                self._fail(NO_SPACE)
+            if sp > pos and head.isdigit():
+                start = sp + 1
+                end = start + int(head)
+                cut = end - 1 if end <= size and data[end - 1] == 10 else end
+                if start < cut <= size and cut - start <= limit and data[cut - 1] != 13:
+                    append(data[start:cut])
+                    pos = end
+                    continue
+            step = self._step(data, pos, frames)
+            if step is None:
                 return frames, size
-            length = int(head)
-            if length > hard:
-                self._fail(OVER_LIMIT)
-                return frames, size
-            start = sp + 1
-            end = start + length
-            if end > size:
-                self._need = end - pos
+            if step == pos:
                 return frames, pos
-            cut = end
-            if cut > start and data[cut - 1] == 10:
-                cut -= 1
-                if cut > start and data[cut - 1] == 13:
-                    cut -= 1
-            if cut - start > limit:
-                self._fail(OVER_LIMIT)
-                return frames, size
-            if cut == start:
-                self.dropped_empty += 1
-            else:
-                frames.append(data[start:cut])
-            pos = end
+            pos = step
         return frames, pos
 
-    def _partial_header(self, data: bytes, pos: int) -> int:
+    def _step(self, data: bytes, pos: int, frames: list[bytes]) -> int | None:
+        """One frame at `pos` by every rule: where the next starts (`pos`:
+        unfinished, kept as the tail; None: all of `data` is used up, as
+        the tail or by an error)."""
+        size, find = len(data), data.find
+        if not 48 <= data[pos] <= 57:
+            if not self.mixed:
+                self._fail(NOT_DIGITS)
+                return None
+            nl = find(b"\n", pos)
+            if nl < 0:
+                self._need = _LINE
+                self._buf = bytearray(data[pos:])
+                self._check_line_tail()
+                return None
+            self._line(data[pos:nl], frames)
+            return nl + 1
+        sp = find(b" ", pos, pos + self._max_digits + 1)
+        if sp < 0:
+            return self._partial_header(data, pos)
+        head = data[pos:sp]
+        if not head.isdigit():
+            self._fail(NO_SPACE)
+            return None
+        length = int(head)
+        if length > self._hard:
+            self._fail(OVER_LIMIT)
+            return None
+        start = sp + 1
+        end = start + length
+        if end > size:
+            self._need = end - pos
+            return pos
+        cut = end
+        if cut > start and data[cut - 1] == 10:
+            cut -= 1
+            if cut > start and data[cut - 1] == 13:
+                cut -= 1
+        if cut - start > self.max_line_bytes:
+            self._fail(OVER_LIMIT)
+            return None
+        if cut == start:
+            self.dropped_empty += 1
+        else:
+            frames.append(data[start:cut])
+        return end
+
+    def _partial_header(self, data: bytes, pos: int) -> int | None:
         """No space within reach at `pos`: wait for more, or fail."""
         window = data[pos : pos + self._max_digits + 1]
-        rest = window.lstrip(_DIGITS)
-        if rest:
+        if window.lstrip(_DIGITS):
             self._fail(NO_SPACE)
-            return len(data)
+            return None
         if len(window) > self._max_digits:
             self._fail(OVER_LIMIT)
-            return len(data)
+            return None
         self._need = 0
         return pos
 

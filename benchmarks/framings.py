@@ -1,0 +1,74 @@
+"""CPU per frame of each framing method and of the syslog parser, in
+process (no sockets): `python -m benchmarks.framings`.
+
+The end-to-end figures (`python -m benchmarks`) are what the contract
+judges; this one isolates the framer and the parser, so a change to either
+can be compared with the code before it."""
+
+from __future__ import annotations
+
+import argparse
+import struct
+import time
+from collections.abc import Callable
+
+from tcp_worker.framing import Framer
+from tcp_worker.framings import make_framer
+from tcpws.syslog import parse
+
+LINE = (b'<13>1 2026-12-04T17:58:29.251005+00:00 vm root - - [timeQuality tzKnown="1" '
+        b'isSynced="0"] a line of about a hundred bytes')
+
+
+def encode(method: str, line: bytes, count: int) -> bytes:
+    if method in ("newline", "plain"):
+        return (line + b"\n") * count
+    if method in ("octet-count", "syslog"):
+        return (b"%d %s" % (len(line), line)) * count
+    return (struct.pack(">I", len(line)) + line) * count
+
+
+def per_frame(method: str, chunk: int, count: int) -> float:
+    """Best of 5, seconds of CPU per frame, reads of `chunk` bytes."""
+    stream = encode(method, LINE, count)
+    chunks = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
+    new: Callable[[], Framer | object] = (lambda: Framer(65536)) if method == "plain" \
+        else (lambda: make_framer(method, 65536))
+    best = float("inf")
+    for _ in range(5):
+        framer = new()
+        feed = framer.feed_block  # type: ignore[attr-defined]
+        started = time.process_time()
+        frames = sum(feed(c)[1] for c in chunks)
+        best = min(best, time.process_time() - started)
+        assert frames >= count - 1, (method, frames)
+    return best / count
+
+
+def parse_cost(count: int) -> float:
+    lines = [LINE.decode()] * count
+    best = float("inf")
+    for _ in range(5):
+        started = time.process_time()
+        for line in lines:
+            parse(line)
+        best = min(best, time.process_time() - started)
+    return best / count
+
+
+def main() -> None:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--frames", type=int, default=200_000)
+    args.add_argument("--chunk", type=int, default=65536, help="bytes per read")
+    ns = args.parse_args()
+    plain = per_frame("plain", ns.chunk, ns.frames)
+    print(f"{'method':<14}{'µs/frame':>10}{'x newline':>11}")
+    for method in ("plain", "newline", "octet-count", "syslog", "length32"):
+        cost = plain if method == "plain" else per_frame(method, ns.chunk, ns.frames)
+        name = "Framer" if method == "plain" else method
+        print(f"{name:<14}{cost * 1e6:>10.3f}{plain / cost:>11.2f}")
+    print(f"syslog parse: {parse_cost(ns.frames // 4) * 1e6:.2f} µs/line")
+
+
+if __name__ == "__main__":
+    main()

@@ -24,8 +24,8 @@ SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "deb
 _PRI = re.compile(r"<(\d{1,3})>")
 # VERSION SP TIMESTAMP SP HOSTNAME SP APP-NAME SP PROCID SP MSGID SP
 _HEADER_5424 = re.compile(r"[1-9]\d{0,2} (-|\d{4}-\d\d-\d\dT\S+) (\S+) (\S+) (\S+) (\S+) ")
-_SD_NAME = re.compile(r'[^\s="\]]+')  # an SD-ID or PARAM-NAME
-_SD_VALUE = re.compile(r'="((?:[^"\\]|\\.)*)"', re.DOTALL)
+_SD_PARAM = re.compile(r' ([^\s="\]]+)="((?:[^"\\]|\\.)*)"', re.DOTALL)  # NAME="VALUE"
+_SD_ELEMENT = re.compile(r'\[([^\s="\]]+)((?:' + _SD_PARAM.pattern + r')*)\]', re.DOTALL)
 _SD_ESCAPE = re.compile(r'\\(["\\\]])')
 _TIME_3164 = re.compile(r"(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\dT\S+) +")
 _WORD = re.compile(r"(\S+) +")
@@ -73,22 +73,11 @@ def _structured_data(line: str, pos: int) -> tuple[dict[str, dict[str, str]] | N
         return {}, pos + 1
     elements: dict[str, dict[str, str]] = {}
     start = pos
-    while line.startswith("[", pos):
-        sd_id = _SD_NAME.match(line, pos + 1)
-        if sd_id is None:
-            return None, start
-        params = elements.setdefault(sd_id.group(), {})
-        pos = sd_id.end()
-        while line.startswith(" ", pos):
-            name = _SD_NAME.match(line, pos + 1)
-            value = _SD_VALUE.match(line, name.end()) if name is not None else None
-            if name is None or value is None:
-                return None, start
-            params[name.group()] = _SD_ESCAPE.sub(r"\1", value.group(1))
-            pos = value.end()
-        if not line.startswith("]", pos):
-            return None, start
-        pos += 1
+    while (element := _SD_ELEMENT.match(line, pos)) is not None:
+        params = elements.setdefault(element.group(1), {})
+        for name, value in _SD_PARAM.findall(element.group(2)):
+            params[name] = _SD_ESCAPE.sub(r"\1", value) if "\\" in value else value
+        pos = element.end()
     if pos == start:
         return None, start
     return elements, pos

@@ -329,3 +329,28 @@ def test_unknown_method() -> None:
     assert set(FRAMING_METHODS) == {"newline", "octet-count", "syslog", "length32"}
     with pytest.raises(ValueError, match="unknown framing method"):
         make_framer("cobs", 10)
+
+
+# Captured from rsyslogd 8.2302.0 (Debian 12), imtcp in, relaying logger's
+# lines with: action(type="omfwd" protocol="tcp" TCP_Framing="octet-counted"
+# template="RSYSLOG_SyslogProtocol23Format"): MSG ends with a counted "\n".
+RSYSLOG_RELAYED = (
+    b'110 <156>1 2026-12-04T18:12:22.517340+00:00 vm relayed - M1 [timeQuality tzKnown="1" '
+    b'isSynced="0"] relayed line 1\n60 <131>1 2026-12-04T18:12:22+00:00 vm old - - -  '
+    b'relayed 3164\n')
+# The same relay with omfwd's default template (RFC 3164 out, no "\n").
+RSYSLOG_RELAYED_3164 = (b"45 <13>Dec  4 18:12:03 vm relayed relayed line 1"
+                        b"41 <131>Dec  4 18:12:03 vm old: relayed 3164")
+
+
+@pytest.mark.parametrize("method", ["octet-count", "syslog"])
+def test_rsyslog_relay_frames(method: str) -> None:
+    for wire, want in [
+        (RSYSLOG_RELAYED, ['<156>1 2026-12-04T18:12:22.517340+00:00 vm relayed - M1 '
+                           '[timeQuality tzKnown="1" isSynced="0"] relayed line 1',
+                           "<131>1 2026-12-04T18:12:22+00:00 vm old - - -  relayed 3164"]),
+        (RSYSLOG_RELAYED_3164, ["<13>Dec  4 18:12:03 vm relayed relayed line 1",
+                                "<131>Dec  4 18:12:03 vm old: relayed 3164"])]:
+        for reads in ([wire], [wire[i:i + 7] for i in range(0, len(wire), 7)]):
+            out, framer = run(method, 65536, reads)
+            assert out.lines == want and framer.error is None and not out.empty

@@ -172,3 +172,15 @@ def test_built_messages_round_trip(case: tuple[str, dict[str, Any]]) -> None:
     line, fields = case
     assert parse(line) == fields
     assert parse(line.encode()) == fields
+
+
+def test_rsyslog_relayed_lines() -> None:
+    # rsyslogd 8.2302.0 relaying logger's lines with RSYSLOG_SyslogProtocol23Format
+    got = parse('<156>1 2026-12-04T18:12:22.517340+00:00 vm relayed - M1 [timeQuality '
+                'tzKnown="1" isSynced="0"] relayed line 1')
+    assert got is not None and (got["facility"], got["severity"], got["app"], got["msgid"],
+                                got["procid"], got["msg"]) == (19, 4, "relayed", "M1", None,
+                                                               "relayed line 1")
+    got = parse("<131>1 2026-12-04T18:12:22+00:00 vm old - - -  relayed 3164")
+    assert got is not None and (got["severity"], got["app"], got["sd"], got["msg"]) == (
+        3, "old", {}, " relayed 3164")

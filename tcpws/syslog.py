@@ -99,3 +99,16 @@ def _rfc3164(line: str, pos: int) -> dict[str, Any]:
         pos = tag.end()
     return {"timestamp": timestamp, "hostname": hostname, "app": app, "procid": procid,
             "msgid": None, "sd": {}, "msg": line[pos:]}
+
+
+def severity_limit(text: str) -> int:
+    """A `severity=N` value: 0 (emerg) to 7 (debug); ValueError otherwise."""
+    if len(text) != 1 or not "0" <= text <= "7":
+        raise ValueError(f"severity must be a number from 0 (emerg) to 7 (debug), not {text!r}")
+    return int(text)
+
+
+def at_most(fields: dict[str, Any] | None, limit: int) -> bool:
+    """Whether a line with these parsed fields passes `severity=limit`
+    (N or worse; a line that is not syslog never does)."""
+    return fields is not None and fields["severity"] <= limit

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tcpws.syslog import parse
+from tcpws.syslog import at_most, parse, severity_limit
 
 # Captured from util-linux 2.38.1 `logger -n 127.0.0.1 -P PORT -T ...` with a
 # throwaway TCP listener (the bytes each connection sent, newline removed).
@@ -184,3 +185,13 @@ def test_rsyslog_relayed_lines() -> None:
     got = parse("<131>1 2026-12-04T18:12:22+00:00 vm old - - -  relayed 3164")
     assert got is not None and (got["severity"], got["app"], got["sd"], got["msg"]) == (
         3, "old", {}, " relayed 3164")
+
+
+def test_severity_filter() -> None:
+    assert [severity_limit(str(n)) for n in range(8)] == list(range(8))
+    for bad in ["8", "-1", "03", "err", "", " 3"]:
+        with pytest.raises(ValueError, match=r"from 0 \(emerg\) to 7 \(debug\)"):
+            severity_limit(bad)
+    err, info = parse(LOGGER_5424_SD), parse(LOGGER_5424)
+    assert at_most(err, 3) and not at_most(info, 3) and at_most(info, 5)
+    assert not at_most(parse("plain"), 7)

@@ -2,7 +2,8 @@
 process (no sockets): `python -m benchmarks.framings`.
 
 `Framer` is today's newline framer, `newline` the method wrapping it (with
-the exact bytes of non-UTF-8 lines). The end-to-end figures (`python -m
+the exact bytes of non-UTF-8 lines), `syslog-lines` the syslog method fed
+newline-delimited lines. The end-to-end figures (`python -m
 benchmarks`) are what the contract judges; this one isolates the framer and
 the parser, so a change to either can be compared with the code before it."""
 
@@ -22,14 +23,14 @@ LINE = (b'<13>1 2026-12-04T17:58:29.251005+00:00 vm root - - [timeQuality tzKnow
 
 
 def encode(method: str, line: bytes, count: int) -> bytes:
-    if method in ("newline", "plain"):
+    if method in ("newline", "plain", "syslog-lines"):
         return (line + b"\n") * count
     if method in ("octet-count", "syslog"):
         return (b"%d %s" % (len(line), line)) * count
     return (struct.pack(">I", len(line)) + line) * count
 
 
-METHODS = ("plain", "newline", "octet-count", "syslog", "length32")
+METHODS = ("plain", "newline", "octet-count", "syslog", "syslog-lines", "length32")
 
 
 def per_frame(chunk: int, count: int, rounds: int = 7) -> dict[str, float]:
@@ -43,7 +44,8 @@ def per_frame(chunk: int, count: int, rounds: int = 7) -> dict[str, float]:
     best = dict.fromkeys(METHODS, float("inf"))
     for _ in range(rounds):
         for method, chunks in streams.items():
-            framer: Any = Framer(65536) if method == "plain" else make_framer(method, 65536)
+            framer: Any = (Framer(65536) if method == "plain" else
+                           make_framer(method.removesuffix("-lines"), 65536))
             feed = framer.feed_block
             started = time.process_time()
             frames = sum(feed(c)[1] for c in chunks)

@@ -10,11 +10,14 @@ dropped, counted, skipped up to its "\\n"; unterminated at EOF: kept)."""
 
 from __future__ import annotations
 
+import re
+
 from ..framing import EMPTY, Block
 from .base import NO_SPACE, NOT_DIGITS, OVER_LIMIT, PrefixFramer
 
 _LINE = -1  # `_need` while the unfinished frame is newline-delimited
 _DIGITS = b"0123456789"
+_DIGIT_LINE = re.compile(rb"\n[0-9]").search  # where newline frames give way to octet ones
 
 
 class OctetFramer(PrefixFramer):
@@ -67,15 +70,16 @@ class OctetFramer(PrefixFramer):
             # The common frame in as few steps as possible; anything else
             # (another kind of frame, an edge, an error) goes to `_step`.
             sp = find(b" ", pos, pos + reach)
-            head = data[pos:sp]
-            if sp > pos and head.isdigit():
-                start = sp + 1
-                end = start + int(head)
-                cut = end - 1 if end <= size and data[end - 1] == 10 else end
-                if start < cut <= size and cut - start <= limit and data[cut - 1] != 13:
-                    append(data[start:cut])
-                    pos = end
-                    continue
+            if sp > pos:
+                head = data[pos:sp]
+                if head.isdigit():
+                    start = sp + 1
+                    end = start + int(head)
+                    cut = end - 1 if end <= size and data[end - 1] == 10 else end
+                    if start < cut <= size and cut - start <= limit and data[cut - 1] != 13:
+                        append(data[start:cut])
+                        pos = end
+                        continue
             step = self._step(data, pos, frames)
             if step is None:
                 return frames, size
@@ -93,14 +97,17 @@ class OctetFramer(PrefixFramer):
             if not self.mixed:
                 self._fail(NOT_DIGITS)
                 return None
-            nl = find(b"\n", pos)
-            if nl < 0:
+            # A run of newline-delimited frames, up to a line that starts
+            # with a digit (an octet-counted frame) or the last "\n".
+            digit_line = _DIGIT_LINE(data, pos)
+            stop = digit_line.start() + 1 if digit_line else data.rfind(b"\n") + 1
+            if stop <= pos:
                 self._need = _LINE
                 self._buf = bytearray(data[pos:])
                 self._check_line_tail()
                 return None
-            self._line(data[pos:nl], frames)
-            return nl + 1
+            self._lines(data[pos : stop - 1], frames)
+            return stop
         sp = find(b" ", pos, pos + self._max_digits + 1)
         if sp < 0:
             return self._partial_header(data, pos)
@@ -142,6 +149,16 @@ class OctetFramer(PrefixFramer):
             return None
         self._need = 0
         return pos
+
+    def _lines(self, run: bytes, frames: list[bytes]) -> None:
+        """Newline-delimited frames (`run` without its last "\n"): in bulk
+        when none is empty, over the limit or holds a "\r"."""
+        parts = run.split(b"\n")
+        if b"\r" not in run and all(parts) and max(map(len, parts)) <= self.max_line_bytes:
+            frames.extend(parts)
+        else:
+            for part in parts:
+                self._line(part, frames)
 
     def _line(self, part: bytes, frames: list[bytes]) -> None:
         """One newline-delimited frame (without its "\\n")."""

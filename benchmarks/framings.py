@@ -3,7 +3,8 @@ process (no sockets): `python -m benchmarks.framings`.
 
 `Framer` is today's newline framer, `newline` the method wrapping it (with
 the exact bytes of non-UTF-8 lines), `syslog-lines` the syslog method fed
-newline-delimited lines. The end-to-end figures (`python -m
+newline-delimited lines, `octet-count-nl` frames whose MSG ends with a
+counted "\n" (rsyslog's). The end-to-end figures (`python -m
 benchmarks`) are what the contract judges; this one isolates the framer and
 the parser, so a change to either can be compared with the code before it."""
 
@@ -27,10 +28,13 @@ def encode(method: str, line: bytes, count: int) -> bytes:
         return (line + b"\n") * count
     if method in ("octet-count", "syslog"):
         return (b"%d %s" % (len(line), line)) * count
+    if method == "octet-count-nl":  # as rsyslog sends: MSG ends with a counted "\n"
+        return (b"%d %s\n" % (len(line) + 1, line)) * count
     return (struct.pack(">I", len(line)) + line) * count
 
 
-METHODS = ("plain", "newline", "octet-count", "syslog", "syslog-lines", "length32")
+METHODS = ("plain", "newline", "octet-count", "octet-count-nl", "syslog", "syslog-lines",
+           "length32")
 
 
 def per_frame(chunk: int, count: int, rounds: int = 7) -> dict[str, float]:
@@ -45,7 +49,7 @@ def per_frame(chunk: int, count: int, rounds: int = 7) -> dict[str, float]:
     for _ in range(rounds):
         for method, chunks in streams.items():
             framer: Any = (Framer(65536) if method == "plain" else
-                           make_framer(method.removesuffix("-lines"), 65536))
+                           make_framer(method.removesuffix("-lines").removesuffix("-nl"), 65536))
             feed = framer.feed_block
             started = time.process_time()
             frames = sum(feed(c)[1] for c in chunks)

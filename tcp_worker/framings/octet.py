@@ -14,6 +14,7 @@ import re
 
 from ..framing import EMPTY, Block
 from .base import NO_SPACE, NOT_DIGITS, OVER_LIMIT, PrefixFramer
+from .counted_lines import counted_lines
 
 _LINE = -1  # `_need` while the unfinished frame is newline-delimited
 _DIGITS = b"0123456789"
@@ -62,10 +63,9 @@ class OctetFramer(PrefixFramer):
         return data[nl + 1 :]
 
     def _scan(self, data: bytes) -> tuple[list[bytes], int]:
-        frames: list[bytes] = []
-        append, find, size = frames.append, data.find, len(data)
         limit, reach = self.max_line_bytes, self._max_digits + 1
-        pos = 0
+        frames, pos = counted_lines(data, limit, reach)
+        append, find, size = frames.append, data.find, len(data)
         while pos < size:
             # The common frame in as few steps as possible; anything else
             # (another kind of frame, an edge, an error) goes to `_step`.

@@ -119,7 +119,9 @@ def line_frame(text: bytes, ending: bytes, out: Outcome, limit: int) -> bytes:
 
 
 @st.composite
-def octet_streams(draw: st.DrawFn, mixed: bool) -> tuple[bytes, int, Outcome]:
+def octet_streams(draw: st.DrawFn, mixed: bool,
+                  counted_nl: bool = False) -> tuple[bytes, int, Outcome]:
+    """`counted_nl`: every MSG ends with a counted "\n", as rsyslog sends."""
     limit = draw(limits)
     out = Outcome()
     parts = []
@@ -131,7 +133,7 @@ def octet_streams(draw: st.DrawFn, mixed: bool) -> tuple[bytes, int, Outcome]:
             parts.append(line_frame(text, draw(st.sampled_from([b"\n", b"\r\n"])), out, limit))
         else:
             msg = draw(payloads)
-            if draw(st.booleans()):
+            if counted_nl or draw(st.booleans()):
                 msg += b"\n"  # rsyslog's omfwd counts the newline it appends
             parts.append(octet_frame(msg, out, limit))
     end = draw(st.sampled_from(["none", "cut", "not_digits", "no_space", "huge", "line"]))
@@ -169,6 +171,30 @@ def test_octet_count_any_split_gives_the_frames(case: tuple[bytes, int, Outcome]
                                                  cuts: list[int]) -> None:
     stream, limit, want = case
     assert run("octet-count", limit, split_at(stream, cuts))[0] == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), cuts=cuts)
+@pytest.mark.parametrize("method", ["octet-count", "syslog"])
+def test_counted_newline_frames_any_split(method: str, data: st.DataObject,
+                                          cuts: list[int]) -> None:
+    stream, limit, want = data.draw(octet_streams(mixed=method == "syslog", counted_nl=True))
+    assert run(method, limit, split_at(stream, cuts))[0] == want
+
+
+def test_counted_newline_frames_in_bulk_and_the_tail_after_them() -> None:
+    msgs = [b"<13>1 - - - - - - line %d\n" % i for i in range(300)]
+    wire = b"".join(b"%d %s" % (len(m), m) for m in msgs)
+    for limit in (65536, 30):
+        for step in (len(wire), 4096, 1000, 7):
+            out, framer = run("octet-count", limit, [wire[i:i + step]
+                                                     for i in range(0, len(wire), step)])
+            assert out.lines == [m[:-1].decode() for m in msgs] and framer.error is None
+    one = b"%d %s" % (len(msgs[0]), msgs[0])
+    for bad in [b"1 \n", b"3 a\r\n", b"07 abcdef\n", one.replace(b"27", b"26"), b"abc\n"]:
+        wire = one * 3 + bad + one
+        want, _ = run("octet-count", 65536, [wire[i:i + 1] for i in range(len(wire))])
+        assert run("octet-count", 65536, [wire])[0] == want
 
 
 @settings(max_examples=300, deadline=None)

@@ -22,7 +22,8 @@ that, in the steady state, the N connections' send times are spread evenly
 over each period (i/N of a period apart). Each line is stamped with the
 time it is written: `s<conn:5>:<seq:5>:<monotonic send time:17>:xxx...`,
 the layout `benchmarks.wsclient.LineCounter` reads. The senders are
-separate processes (`--processes`, default one per 2,500 connections), each
+separate processes (`--processes`, default one per 2,500 connections, at
+least 2), each
 with one timer wheel (all its connections sorted by phase, one sleep to the
 next due line, at most one wake-up per ms) rather than a task per connection, so the load generator
 stays cheap."""
@@ -94,7 +95,7 @@ class CpuMeter:
 
 
 def default_processes(connections: int) -> int:
-    return max(1, min(8, math.ceil(connections / 2500)))
+    return max(2, min(8, math.ceil(connections / 2500)))
 
 
 class Fleet:
@@ -217,7 +218,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=10.0, help="lines/s of each connection")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--processes", type=int, default=0,
-                   help="sender processes (default one per 2,500 connections)")
+                   help="sender processes (default one per 2,500 connections, at least 2)")
     p.add_argument("--cpu-of", type=int, default=0,
                    help="report the CPU of this pid and every process below it")
     p.add_argument("--line-bytes", type=int, default=LINE_BYTES)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -37,6 +38,7 @@ def sample(root: int) -> dict[str, dict[str, float]]:
 
 
 def soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    load_before = os.getloadavg()
     seconds = args.minutes * 60
     each = lines_each(args.rate, seconds)
     system = Ours()
@@ -71,6 +73,7 @@ def soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
                      "minutes": args.minutes, "clients": args.clients,
                      "resume_every": args.resume_every, "lines_each": each},
             "sent": sent, "clients": got, "samples": samples,
+            "loadavg": [load_before, os.getloadavg()],
             "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 

@@ -79,7 +79,9 @@ def markdown(results: dict[str, Any]) -> str:
            f"{load['minutes']:g} min, {load['clients']} clients ({results['when']})", "",
            f"One client resumes with `since=` every {load['resume_every']:g} s "
            f"({results['clients']['resumes']} resumes, closes "
-           f"{results['clients']['resumer_closes']}).", "",
+           f"{results['clients']['resumer_closes']}). Load average "
+           + " → ".join("/".join(f"{x:.1f}" for x in la) for la in results.get("loadavg", []))
+           + " (before → after; other work on the machine).", "",
            "RSS MiB (CPU % over the interval before) of each process, sampled:", "",
            "| t s | " + " | ".join(names) + " |", "|---:|" + "---:|" * len(names)]
     cpus = {n: [None, *cpu_percent(samples, n)] for n in names}

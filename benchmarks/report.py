@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report_devices import device_goals, device_rows, plot_devices
+from benchmarks.report_devices import device_goals, device_keys, device_rows, plot_devices
 from benchmarks.rows import Results, Row, get
 
 
@@ -160,9 +160,20 @@ def plot(results: Results, path: Path) -> None:
               ("latency", "latency, ms (log)", True),
               ("memory", "KB per idle connection", False),
               ("shutdown", "seconds", False)]
-    fig, axes = plt.subplots(2, 3, figsize=(19, 8))
-    plot_devices(results, axes.flat[4], axes.flat[5])
-    for ax, (needle, ylabel, log) in zip(list(axes.flat)[:4], groups, strict=True):
+    # Only the panels of the phases that ran.
+    groups = [g for g in groups if any(g[0] in r.figure for r in all_rows)]
+    devices = bool(device_keys(results))
+    panels = len(groups) + 2 * devices
+    cols = min(3, max(1, panels))
+    fig, axes = plt.subplots((panels + cols - 1) // cols or 1, cols,
+                             figsize=(6.3 * cols, 4 * ((panels + cols - 1) // cols or 1)),
+                             squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    if devices:
+        plot_devices(results, flat[len(groups)], flat[len(groups) + 1])
+    for ax, (needle, ylabel, log) in zip(flat, groups, strict=False):
         chosen = [r for r in all_rows if needle in r.figure]
         xs = range(len(chosen))
         ax.bar([x - 0.2 for x in xs], [r.original or 0 for r in chosen], 0.4, label="original")

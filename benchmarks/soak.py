@@ -17,24 +17,49 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from benchmarks import soakreport
 from benchmarks.devices import Fleet, groups_of_tree, lines_each
 from benchmarks.measure import raise_nofile
 from benchmarks.scenarios import LoadProc, prime
 from benchmarks.systems import ROOT, Ours, Service
-from testkit.procfs import cpu_seconds, rss_kib
+from testkit.procfs import cmdline, cpu_seconds, rss_kib
+
+
+def redis_used_kib(pid: int) -> float | None:
+    """Redis's own count of the memory it holds (`used_memory`), to tell data
+    from allocator fragmentation in its RSS; None if it cannot be asked.
+    The embedded Redis listens on a unix socket named in its process title."""
+    found = re.search(r"unixsocket[: ](\S+)", cmdline(pid))
+    if not found:
+        return None
+    try:
+        client = redis.Redis(unix_socket_path=found.group(1), socket_timeout=2)
+        with client:
+            return float(client.info("memory")["used_memory"]) / 1024
+    except redis.RedisError:
+        return None
 
 
 def sample(root: int) -> dict[str, dict[str, float]]:
-    """{"tcp 1234": {"rss_kib": ..., "cpu_s": ...}} for every process below `root`."""
-    return {f"{kind} {pid}": {"rss_kib": rss_kib(pid), "cpu_s": cpu_seconds(pid)}
-            for kind, pids in groups_of_tree(root).items() for pid in pids}
+    """{"tcp 1234": {"rss_kib": ..., "cpu_s": ...}} for every process below
+    `root`; Redis also with "used_kib"."""
+    out: dict[str, dict[str, float]] = {}
+    for kind, pids in groups_of_tree(root).items():
+        for pid in pids:
+            out[f"{kind} {pid}"] = {"rss_kib": rss_kib(pid), "cpu_s": cpu_seconds(pid)}
+            used = redis_used_kib(pid) if kind == "redis" else None
+            if used is not None:
+                out[f"{kind} {pid}"]["used_kib"] = used
+    return out
 
 
 def soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:

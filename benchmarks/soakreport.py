@@ -103,6 +103,13 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {n} | " + (" | ".join(("—", "—", "—")) if g is None else
                    f"{g['base_kib'] / 1024:.1f} | {g['max_kib'] / 1024:.1f} | "
                    f"{100 * g['growth']:+.1f} %") + f" | {per_line:.1f} |")
+    for n in names:
+        used = [s["procs"][n]["used_kib"] for s in samples
+                if s["t"] >= BASELINE_AFTER and "used_kib" in s["procs"].get(n, {})]
+        if used:
+            out += ["", f"{n}: its own `used_memory` (the data, without the allocator's "
+                    f"overhead) after minute 1: {used[0] / 1024:.1f} MiB, largest "
+                    f"{max(used) / 1024:.1f}, last {used[-1] / 1024:.1f}."]
     rule = ("applies" if v["rss_rule_applies"] else
             f"reported only (run < {RSS_RULE_MINUTES:g} min, not failing)")
     out += ["", f"- sent {v['sent']:,} of {v['expected']:,}; per client: lost {v['lost']}, "

@@ -151,7 +151,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, dev: Device, host: str, port
         for attempt in range(20):
             try:
                 transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
-                dev.transport = transport  # type: ignore[assignment]
+                dev.transport = transport
                 return
             except OSError:
                 if attempt == 19:

@@ -117,7 +117,7 @@ class Resumer:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     counters = [SeqCounter(args.line_bytes, connections=args.connections)
                 for _ in range(args.clients)]
-    raw = await open_clients(args.host, args.port, "/ws", counters[1:])
+    raw = await open_clients(args.host, args.port, "/ws", list[LineCounter](counters[1:]))
     resumer = Resumer(f"ws://{args.host}:{args.port}/ws?format=json", counters[0],
                       args.resume_every)
     resuming = asyncio.ensure_future(resumer.run())

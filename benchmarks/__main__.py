@@ -1,12 +1,15 @@
-"""`python -m benchmarks [--quick] [--out DIR]` (`make bench`): our system
-against the original single-process design, side by side in one run.
+"""`python -m benchmarks [--quick] [--phases P,..] [--seconds S] [--out DIR]`
+(`make bench`): our system against the original single-process design,
+side by side in one run.
 
 Both systems run at the same time on their own free loopback ports, and
 each phase runs against one then the other, so that the machine's noise
 (2 cores shared with others) hits both alike. The same load generator
 (`benchmarks.loadgen`, separate processes) drives both. Results go to
 DIR/results.json, DIR/summary.md and DIR/bench.png; one line of progress is
-printed per step. Every process is stopped at the end, also on Ctrl-C."""
+printed per step. The device-like phases (`benchmarks.devices_phase`):
+1,000 connections × 10 lines/s and 10,000 × 1 line/s, each line its own
+write, 10 clients, `--seconds` each. Every process is stopped at the end, also on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -17,12 +20,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report, scenarios
+from benchmarks import devices_phase, report, scenarios
 from benchmarks.measure import raise_nofile
 from benchmarks.systems import ROOT, Original, Ours, Service, System
 
@@ -38,15 +41,21 @@ class Sizes:
     memory_steps: tuple[int, ...]
     loaded_shutdown_lines: int                # 0: skip the loaded shutdown
     phase_timeout: float
+    devices: tuple[tuple[int, float], ...]    # (connections, lines/s each)
+    device_seconds: float
+    device_clients: int = 10
 
 
 PROFILES = {
     "full": Sizes(((1, 3_000_000), (10, 1_000_000), (100, 100_000)), (1_000, 10_000), 10.0,
-                  10, (1_000, 10_000), 3_000_000, 120.0),
+                  10, (1_000, 10_000), 3_000_000, 120.0, ((1_000, 10.0), (10_000, 1.0)), 10.0),
     "quick": Sizes(((1, 1_000_000), (10, 300_000), (100, 30_000)), (1_000, 10_000), 3.0, 10,
-                   (1_000,), 1_000_000, 60.0),
-    "smoke": Sizes(((1, 3_000), (10, 2_000), (100, 300)), (1_000,), 1.0, 2, (100,), 0, 30.0),
+                   (1_000,), 1_000_000, 60.0, ((1_000, 10.0), (10_000, 1.0)), 3.0),
+    "smoke": Sizes(((1, 3_000), (10, 2_000), (100, 300)), (1_000,), 1.0, 2, (100,), 0, 30.0,
+                   ((100, 5.0),), 1.0, 2),
 }
+# The phases, in the order they run; `--phases` picks some.
+PHASES = ("throughput", "latency", "devices", "recovery", "memory", "shutdown")
 
 
 class Progress:
@@ -83,20 +92,29 @@ def _lat_line(r: dict[str, Any]) -> str:
             f"max {lat['max'] * 1e3:.2f} ms, lost {r['lost']}")
 
 
-def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
+def _dev_line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return "failed"
+    per = ", ".join(f"{k} {v:.1f}" for k, v in r["us_per_line"].items())
+    return (f"{r['us_per_line_total']:.1f} µs CPU per line ({per}), {_lat_line(r)}, "
+            f"sender late ≤ {r['sender_late_max'] * 1e3:.1f} ms")
+
+
+def run(sizes: Sizes, progress: Progress, web_args: str = "",
+        phases: tuple[str, ...] = PHASES) -> dict[str, Any]:
     results: dict[str, Any] = {"original": {}, "ours": {}}
     systems: list[System] = [Original(), Ours(web_args=web_args)]
     for system in systems:
         system.start()
         progress(f"{system.name}: started (http {system.http_port}, tcp {system.tcp_ports})")
-    for clients, lines in sizes.throughput:
+    for clients, lines in sizes.throughput if "throughput" in phases else ():
         for system in systems:
             r = attempt(progress, f"{system.name} throughput", partial(
                 scenarios.deliver, system, clients, lines, sizes.phase_timeout))
             results[system.name][f"throughput_{clients}"] = r
             progress(f"{system.name}: flat out, {clients} client(s), {lines:,} lines: "
                      f"{_tp_line(r)}")
-    for rate in sizes.rates:
+    for rate in sizes.rates if "latency" in phases else ():
         lines = int(rate * sizes.latency_seconds)
         for system in systems:
             r = attempt(progress, f"{system.name} latency", partial(
@@ -104,20 +122,31 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
             results[system.name][f"latency_{rate}"] = r
             progress(f"{system.name}: {rate:,} lines/s, {sizes.latency_clients} clients: "
                      f"{_lat_line(r)}")
+    for connections, each in sizes.devices if "devices" in phases else ():
+        for system in systems:
+            r = attempt(progress, f"{system.name} devices", partial(
+                devices_phase.deliver_devices, system, connections, each,
+                sizes.device_seconds, sizes.device_clients))
+            results[system.name][devices_phase.key(connections, each)] = r
+            progress(f"{system.name}: {connections:,} connections × {each:g} lines/s, "
+                     f"{sizes.device_clients} clients: {_dev_line(r)}")
     ours = systems[1]
     assert isinstance(ours, Ours)
-    r = attempt(progress, "ours recovery", lambda: scenarios.recovery(ours))
-    results["ours"]["recovery"] = r
-    results["original"]["recovery"] = {"seconds": None, "note": "no recovery: the one process "
-                                       "is the TCP server; kill -9 takes everything down"}
-    progress(f"ours: kill -9 of a tcp worker -> delivering again in "
-             f"{r.get('seconds', float('nan')):.3f} s")
+    if "recovery" in phases:
+        r = attempt(progress, "ours recovery", lambda: scenarios.recovery(ours))
+        results["ours"]["recovery"] = r
+        results["original"]["recovery"] = {"seconds": None, "note": "no recovery: the one "
+                                           "process is the TCP server; kill -9 takes everything "
+                                           "down"}
+        progress(f"ours: kill -9 of a tcp worker -> delivering again in "
+                 f"{r.get('seconds', float('nan')):.3f} s")
     for system in systems:
         took = system.stop()
-        results[system.name]["shutdown_idle"] = {"seconds": took,
-                                                 "returncode": system.top.popen.returncode}
+        if "shutdown" in phases:
+            results[system.name]["shutdown_idle"] = {"seconds": took,
+                                                     "returncode": system.top.popen.returncode}
         progress(f"{system.name}: idle shutdown took {took:.2f} s")
-    for kind in ("ws", "tcp"):
+    for kind in ("ws", "tcp") if "memory" in phases else ():
         # Fresh processes: memory freed by earlier phases would be reused
         # by the new connections and hide their cost.
         fresh_pair: list[System] = [Original(), Ours(web_args=web_args)]
@@ -130,7 +159,7 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
             text = ", ".join(f"{m['bytes_per_conn'] / 1000:.1f} KB each at {m['connections']:,}"
                              for m in r) if isinstance(r, list) else "failed"
             progress(f"{system.name}: idle {kind} connections: {text}")
-    if sizes.loaded_shutdown_lines:
+    if sizes.loaded_shutdown_lines and "shutdown" in phases:
         for fresh in (Original(), Ours(web_args=web_args)):
             fresh.start()
             r = attempt(progress, f"{fresh.name} loaded shutdown", partial(
@@ -142,6 +171,15 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
     return results
 
 
+def _phases(text: str) -> tuple[str, ...]:
+    chosen = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = sorted(set(chosen) - set(PHASES))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown phase(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(PHASES)}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="reduced sizes, under 3 minutes")
@@ -150,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None,
                    help="where results go (default benchmarks/results/<time>)")
     p.add_argument("--web-args", default="", help="extra flags for our web processes")
+    p.add_argument("--phases", type=_phases, default=PHASES,
+                   help=f"comma list of phases to run (default all: {','.join(PHASES)})")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="length of each device-like phase (default: the profile's, 10 s full)")
     args = p.parse_args(argv)
     profile = args.profile or ("quick" if args.quick else "full")
     out: Path = args.out or ROOT / "benchmarks" / "results" / time.strftime("%Y%m%d-%H%M%S")
@@ -159,16 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     limit = raise_nofile(20_000)
     progress(f"profile {profile}; open-files limit {limit}; results in {out}")
     sizes = PROFILES[profile]
+    if args.seconds is not None:
+        sizes = replace(sizes, device_seconds=args.seconds)
     load_before = os.getloadavg()
     try:
-        results = run(sizes, progress, args.web_args)
+        results = run(sizes, progress, args.web_args, args.phases)
     except KeyboardInterrupt:
         progress("interrupted: stopping every process")
         return 130
     finally:
         for service in list(Service.all):
             service.kill()
-    results["meta"] = {"profile": profile, "sizes": asdict(sizes), "line_bytes":
+    results["meta"] = {"profile": profile, "phases": list(args.phases),
+                       "sizes": asdict(sizes), "line_bytes":
                        scenarios.LINE_BYTES + 1, "senders": scenarios.SENDERS,
                        "seconds": time.monotonic() - progress.start,
                        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),

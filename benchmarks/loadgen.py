@@ -121,12 +121,15 @@ def client_result(counters: list[LineCounter], clients: list[WsClient],
     }
 
 
-def latencies_summary(values: list[float]) -> dict[str, float | int]:
+def latencies_summary(values: list[float]) -> dict[str, Any]:
+    """n, p50, p99, max, and `q`: the values at ranks 0, 0.1 %, ... 100 %
+    (1,001 points), so that several processes' latencies can be merged."""
     from benchmarks.measure import percentile
     if not values:
         return {"n": 0}
+    last = len(values) - 1
     return {"n": len(values), "p50": percentile(values, 50), "p99": percentile(values, 99),
-            "max": values[-1]}
+            "max": values[-1], "q": [values[round(i * last / 1000)] for i in range(1001)]}
 
 
 def flat_payload(sender: int, lines: int, length: int) -> bytes:

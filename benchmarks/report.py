@@ -3,34 +3,11 @@ ratio to the original, the goals, the load generator's CPU) and a PNG."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-Results = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Row:
-    figure: str
-    unit: str
-    original: float | None
-    ours: float | None
-    higher_is_better: bool
-
-    @property
-    def ratio(self) -> float | None:
-        if self.original is None or self.ours is None or self.original == 0:
-            return None
-        return self.ours / self.original
-
-
-def _get(results: Results, system: str, key: str, *path: str) -> float | None:
-    value: Any = results.get(system, {}).get(key)
-    for part in path:
-        value = value.get(part) if isinstance(value, dict) else None
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+from benchmarks.report_devices import device_goals, device_keys, device_rows, plot_devices
+from benchmarks.rows import Results, Row, get
 
 
 def _memory(results: Results, system: str, kind: str, count: int) -> float | None:
@@ -42,7 +19,6 @@ def _memory(results: Results, system: str, kind: str, count: int) -> float | Non
 
 def rows(results: Results) -> list[Row]:
     out: list[Row] = []
-    g = _get
     for key in sorted(k for k in results.get("ours", {}) if k.startswith("throughput_")):
         c = key.split("_")[1]
         for field, unit, better in (("per_client", "lines/s", True), ("lost", "lines", False),
@@ -50,15 +26,16 @@ def rows(results: Results) -> list[Row]:
             label = {"per_client": "delivered per client", "lost": "lost",
                      "broken": "broken"}[field]
             name = f"flat out, {c} client{'s' * (c != '1')}: {label}"
-            out.append(Row(name, unit, g(results, "original", key, field),
-                           g(results, "ours", key, field), better))
+            out.append(Row(name, unit, get(results, "original", key, field),
+                           get(results, "ours", key, field), better))
     for key in sorted((k for k in results.get("ours", {}) if k.startswith("latency_")),
                       key=lambda k: int(k.split("_")[1])):
         rate = int(key.split("_")[1])
         for q in ("p50", "p99", "max"):
-            o, u = g(results, "original", key, "latency", q), g(results, "ours", key, "latency", q)
+            o, u = (get(results, s, key, "latency", q) for s in ("original", "ours"))
             out.append(Row(f"latency at {rate:,} lines/s: {q}", "ms",
                            None if o is None else o * 1e3, None if u is None else u * 1e3, False))
+    out += device_rows(results)
     for kind, label in (("ws", "WebSocket"), ("tcp", "TCP connection")):
         counts = sorted({m["connections"] for m in results.get("ours", {}).get(f"memory_{kind}")
                          or [] if isinstance(m, dict)})
@@ -69,10 +46,11 @@ def rows(results: Results) -> list[Row]:
     for key, label in (("shutdown_idle", "shutdown, idle"), ("shutdown_loaded",
                                                              "shutdown, under load")):
         if key in results.get("ours", {}):
-            out.append(Row(label, "s", g(results, "original", key, "seconds"),
-                           g(results, "ours", key, "seconds"), False))
-    out.append(Row("kill -9 of a TCP worker → delivering again", "s", None,
-                   g(results, "ours", "recovery", "seconds"), False))
+            out.append(Row(label, "s", get(results, "original", key, "seconds"),
+                           get(results, "ours", key, "seconds"), False))
+    if "recovery" in results.get("ours", {}):
+        out.append(Row("kill -9 of a TCP worker → delivering again", "s", None,
+                       get(results, "ours", "recovery", "seconds"), False))
     return out
 
 
@@ -98,12 +76,13 @@ def goals(results: Results) -> list[tuple[str, str, bool | None]]:
     """(goal, measured, met?) for each goal the benchmark is held to."""
     out: list[tuple[str, str, bool | None]] = []
     ours = results.get("ours", {})
-    for clients, want in ((1, 2.0), (10, 3.0), (100, 3.0)):
+    ran_throughput = any(k.startswith("throughput_") for k in ours)
+    for clients, want in ((1, 2.0), (10, 3.0), (100, 3.0)) if ran_throughput else ():
         key = f"throughput_{clients}"
         who = f"{clients} client{'s' * (clients > 1)}"
-        o = _get(results, "original", key, "per_client")
-        u = _get(results, "ours", key, "per_client")
-        lost, broken = _get(results, "ours", key, "lost"), _get(results, "ours", key, "broken")
+        o = get(results, "original", key, "per_client")
+        u = get(results, "ours", key, "per_client")
+        lost, broken = get(results, "ours", key, "lost"), get(results, "ours", key, "broken")
         if o is None or u is None:
             out.append((f"throughput ≥ {want:g}× at {who}", "not measured", None))
             continue
@@ -122,10 +101,12 @@ def goals(results: Results) -> list[tuple[str, str, bool | None]]:
             kb = biggest["bytes_per_conn"] / 1000
             out.append((f"≤ {limit:g} KB per idle {kind} connection",
                         f"{kb:.1f} KB at {biggest['connections']:,}", kb <= limit))
-    rec = _get(results, "ours", "recovery", "seconds")
-    out.append(("kill -9 of a TCP worker → accepting again ≤ 0.5 s",
-                "not measured" if rec is None else f"{rec:.3f} s", None if rec is None
-                else rec <= 0.5))
+    out += device_goals(results)
+    rec = get(results, "ours", "recovery", "seconds")
+    if "recovery" in ours:
+        out.append(("kill -9 of a TCP worker → accepting again ≤ 0.5 s",
+                    "not measured" if rec is None else f"{rec:.3f} s", None if rec is None
+                    else rec <= 0.5))
     return out
 
 
@@ -179,8 +160,20 @@ def plot(results: Results, path: Path) -> None:
               ("latency", "latency, ms (log)", True),
               ("memory", "KB per idle connection", False),
               ("shutdown", "seconds", False)]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8))
-    for ax, (needle, ylabel, log) in zip(axes.flat, groups, strict=True):
+    # Only the panels of the phases that ran.
+    groups = [g for g in groups if any(g[0] in r.figure for r in all_rows)]
+    devices = bool(device_keys(results))
+    panels = len(groups) + 2 * devices
+    cols = min(3, max(1, panels))
+    fig, axes = plt.subplots((panels + cols - 1) // cols or 1, cols,
+                             figsize=(6.3 * cols, 4 * ((panels + cols - 1) // cols or 1)),
+                             squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[panels:]:
+        ax.set_visible(False)
+    if devices:
+        plot_devices(results, flat[len(groups)], flat[len(groups) + 1])
+    for ax, (needle, ylabel, log) in zip(flat, groups, strict=False):
         chosen = [r for r in all_rows if needle in r.figure]
         xs = range(len(chosen))
         ax.bar([x - 0.2 for x in xs], [r.original or 0 for r in chosen], 0.4, label="original")
@@ -195,3 +188,4 @@ def plot(results: Results, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+

@@ -30,11 +30,10 @@ SENDERS = 3
 
 
 class LoadProc(Service):
-    """A `python -m benchmarks.loadgen` process, read line by line."""
+    """A `python -m benchmarks.loadgen` (or other `module`) process, read line by line."""
 
-    def __init__(self, *args: str) -> None:
-        super().__init__("loadgen", [sys.executable, "-m", "benchmarks.loadgen", *args],
-                         stdin=True)
+    def __init__(self, *args: str, module: str = "benchmarks.loadgen") -> None:
+        super().__init__("loadgen", [sys.executable, "-m", module, *args], stdin=True)
 
     def expect(self, prefix: str, timeout: float) -> str:
         """The first output line starting with `prefix`, waiting at most `timeout`."""
@@ -56,11 +55,11 @@ class LoadProc(Service):
             raise RuntimeError(f"loadgen failed: {data['error']}")
         return data
 
-    def poke(self) -> None:
+    def poke(self, line: bytes = b"\n") -> None:
         """A line on stdin: next hold step, or stop the clients now."""
         assert self.popen.stdin is not None
         with contextlib.suppress(BrokenPipeError):
-            self.popen.stdin.write(b"\n")
+            self.popen.stdin.write(line)
             self.popen.stdin.flush()
 
 

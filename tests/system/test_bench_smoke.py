@@ -30,6 +30,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert ours[key]["lost"] == 0, (key, ours[key])
         assert ours[key]["broken"] == 0, (key, ours[key])
         assert ours[key]["per_client"] > 0
+    devices = ours["devices_100x5"]  # the device-like phase, at its smoke size
+    assert "error" not in devices, devices
+    assert devices["lines"] == 100 * 5 and devices["lost"] == 0 and devices["broken"] == 0
+    assert devices["us_per_line_total"] > 0 and set(devices["us_per_line"]) >= {"tcp", "web"}
     # The original really is what we compare against: it cuts lines.
     assert results["original"]["throughput_10"]["broken"] > 0
     assert ours["recovery"]["seconds"] > 0

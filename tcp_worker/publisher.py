@@ -3,10 +3,14 @@
 One `Publisher` per worker, one task (`run`). Connections `submit` their
 lines into a pending record per connection; the task takes *everything*
 pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (one
-stream entry per connection, one live message for the call). No timers:
-while one call is in flight, new lines accumulate, so batches grow exactly
-as fast as Redis is slow (one call per line caps ingestion near 85k lines/s,
-and one stream entry per batch costs Redis a fifth of one per line).
+stream entry per connection, one live message for the call). While one call
+is in flight, new lines accumulate, so batches grow exactly as fast as Redis
+is slow (one call per line caps ingestion near 85k lines/s, and one stream
+entry per batch costs Redis a fifth of one per line). When reads arrive
+faster than the coalescing window's bound can hold a few of them (many
+connections, a line each now and then), the task waits up to that bound
+before a call so one call carries the lines of many connections
+(`tcp_worker.coalesce`); a read after a quiet spell goes at once.
 
 Never dropping a read line: a failed call keeps its batch and retries it
 (same lines, same order) after a back-off, for as long as it takes. While
@@ -39,6 +43,7 @@ from tcpws.backoff import Backoff
 from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
 from tcpws.redisconn import redact_url, wait_for_redis
 
+from .coalesce import CoalesceWindow
 from .scriptcall import Entry, PublishCall
 from .stats import WorkerStats
 
@@ -73,9 +78,11 @@ class Publisher:
 
     def __init__(self, client: aioredis.Redis, *, publisher_id: str, redis_url: str,
                  port: int, maxlen: int, max_pending_bytes: int, ack: bool,
-                 stats: WorkerStats, set_paused: Callable[[bool], None]) -> None:
+                 stats: WorkerStats, set_paused: Callable[[bool], None],
+                 coalesce: float = 0.0) -> None:
         """`publisher_id`: unique to this process (never reused), so that its
-        sequence numbers, counted from 1, mean one batch each."""
+        sequence numbers, counted from 1, mean one batch each. `coalesce`:
+        the bound of the coalescing window, seconds (0: off)."""
         self._client = client
         self._call = PublishCall(client, publisher_id=publisher_id, maxlen=maxlen)
         self._seq = 0
@@ -89,6 +96,7 @@ class Publisher:
         self._pending: dict[Sender, _Pending] = {}
         self._inflight: dict[Sender, _Pending] = {}
         self._pending_bytes = 0
+        self._window = CoalesceWindow(coalesce, time.monotonic)
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._flushed.set()
@@ -108,6 +116,7 @@ class Publisher:
         if pending is None:
             pending = self._pending[sender] = _Pending(time.time())
         if count:
+            self._window.arrived()
             pending.blocks.append(text)
             pending.count += count
         pending.done += done
@@ -158,6 +167,12 @@ class Publisher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            delay = self._window.delay()
+            if delay > 0:
+                # One timer per call, not per line: reads of every
+                # connection gather meanwhile (tcp_worker.coalesce).
+                await asyncio.sleep(delay)
+            self._window.taken()
             batch, self._pending = self._pending, {}
             self._inflight = batch
             entries = [(self._port, sender.peer, p.ts, "\n".join(p.blocks))

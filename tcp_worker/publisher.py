@@ -2,8 +2,9 @@
 
 One `Publisher` per worker, one task (`run`). Connections `submit` their
 lines into a pending record per connection; the task takes *everything*
-pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (one
-stream entry per connection, one live message for the call). While one call
+pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (the
+lines of many connections share a stream entry, `merge_entries`; one live
+message for the call). While one call
 is in flight, new lines accumulate, so batches grow exactly as fast as Redis
 is slow (one call per line caps ingestion near 85k lines/s, and one stream
 entry per batch costs Redis a fifth of one per line). When reads arrive
@@ -36,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
@@ -48,6 +50,8 @@ from .scriptcall import Entry, PublishCall
 from .stats import WorkerStats
 
 log = logging.getLogger(__name__)
+
+MERGE_BYTES = 64 * 1024  # data of several connections in one stream entry, at most
 
 
 class Sender(Protocol):
@@ -71,6 +75,36 @@ class _Pending:
     count: int = 0  # lines in `blocks`
     done: int = 0  # lines to ack once stored: these plus ones dropped by rule
     nbytes: int = 0
+
+
+def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
+    """Stream entries for one call: the lines of consecutive connections share
+    an entry (one XADD, one decode in the web) up to MERGE_BYTES of data; a
+    bigger connection's lines stay an entry of their own, so frames can still
+    be split between entries. Each entry says which lines came from which
+    peer (`protocol.Entry.runs`)."""
+    entries: list[Entry] = []
+    group: list[tuple[str, _Pending]] = []
+    size = 0
+
+    def close_group() -> None:
+        if len(group) == 1:
+            peer, p = group[0]
+            entries.append((port, peer, p.ts, "\n".join(p.blocks), ""))
+        elif group:
+            runs = orjson.dumps([[peer, round(p.ts, 3), p.count] for peer, p in group])
+            entries.append((port, group[0][0], group[0][1].ts,
+                            "\n".join(b for _, p in group for b in p.blocks), runs.decode()))
+        group.clear()
+
+    for peer, p in batch:
+        if group and size + p.nbytes > MERGE_BYTES:
+            close_group()
+            size = 0
+        group.append((peer, p))
+        size += p.nbytes
+    close_group()
+    return entries
 
 
 class Publisher:
@@ -175,8 +209,8 @@ class Publisher:
             self._window.taken()
             batch, self._pending = self._pending, {}
             self._inflight = batch
-            entries = [(self._port, sender.peer, p.ts, "\n".join(p.blocks))
-                       for sender, p in batch.items() if p.count]
+            entries = merge_entries(self._port, [(sender.peer, p) for sender, p in batch.items()
+                                                 if p.count])
             if entries:
                 self._seq += 1
                 await self._store(self._seq, entries)

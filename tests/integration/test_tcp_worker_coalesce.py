@@ -68,13 +68,17 @@ def test_many_slow_connections_lose_nothing_and_keep_their_order(
     entries = [entry_from_stream(i, f) for i, f in client.xrange(STREAM_KEY)]
     per_conn: dict[int, list[str]] = {}
     for entry in entries:
-        conn = peers[entry.peer]
-        assert all(line.startswith(f"c{conn} ") for line in entry.lines)
-        per_conn.setdefault(conn, []).extend(entry.lines)
+        for peer, line in zip(entry.peers, entry.lines, strict=True):
+            conn = peers[peer]
+            assert line.startswith(f"c{conn} ")
+            per_conn.setdefault(conn, []).append(line)
     assert per_conn == {i: [f"c{i} l{n}" for n in range(LINES_EACH)]
                         for i in range(CONNECTIONS)}
-    # Calls were shared: some live message carried several connections' lines.
-    assert max(len({e.peer for e in decode_live(m["data"])}) for m in live(pubsub)) > 1
+    # Calls were shared: some live message, and some stream entry, carried
+    # several connections' lines.
+    assert max(len({p for e in decode_live(m["data"]) for p in e.peers})
+               for m in live(pubsub)) > 1
+    assert max(len(set(e.peers)) for e in entries) > 1
 
 
 def test_each_connection_is_acked_for_its_own_lines(redis_url: str,

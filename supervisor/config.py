@@ -45,6 +45,7 @@ class SupervisorConfig:
     tcp_worker_args: tuple[str, ...] = ()
     web_args: tuple[str, ...] = ()
     max_clients: int = 10000
+    coalesce_ms: float = cli.DEFAULT_COALESCE_MS
     http_timeout: float = 10.0
     allowed_origins: str = ""
     log_level: str = "info"
@@ -84,6 +85,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--control-socket": ("TCPWS_CONTROL_SOCKET", None, str, "path of the control socket"),
     "--tcp-worker-args": ("TCPWS_TCP_WORKER_ARGS", "", str, "extra flags for each tcp worker"),
     "--web-args": ("TCPWS_WEB_ARGS", "", str, "extra flags for each web process"),
+    "--coalesce-ms": ("TCPWS_COALESCE_MS", cli.DEFAULT_COALESCE_MS, cli.milliseconds,
+                      "tcp workers: longest a line waits to share a call; 0: never"),
     "--max-clients": ("TCPWS_MAX_CLIENTS", 10000, cli.positive_int,
                       "streams per web process, then 503"),
     "--http-timeout": ("TCPWS_HTTP_TIMEOUT", 10.0, cli.seconds,
@@ -232,7 +235,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         control_socket=v["--control-socket"] or default_control_socket(http_port, environ),
         tcp_worker_args=_split(v["--tcp-worker-args"], "--tcp-worker-args"),
         web_args=_split(v["--web-args"], "--web-args"),
-        max_clients=v["--max-clients"], http_timeout=v["--http-timeout"],
+        max_clients=v["--max-clients"], coalesce_ms=v["--coalesce-ms"],
+        http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],
         log_level=v["--log-level"], spares=v["--spares"], command=command, base_env=dict(environ),
     )

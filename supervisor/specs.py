@@ -69,6 +69,7 @@ class SpecFactory:
                              port=port, index=index)
         argv = [sys.executable, "-m", "tcp_worker", *common,
                 "--drain-timeout", str(self.budgets.tcp_drain),
+                "--coalesce-ms", str(cfg.coalesce_ms),
                 *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
         return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                          stop_budget=self.budgets.tcp, port=port, index=index)

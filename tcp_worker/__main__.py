@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tcpws.gctune import tune_gc
 from tcpws.heartbeat import remove_heartbeat, write_heartbeat
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket, notify_ready
 from tcpws.logs import setup_logging
@@ -59,7 +60,8 @@ class Worker:
             self.client, publisher_id=publisher_id, redis_url=config.redis_url,
             port=self.stats.port, maxlen=config.history_maxlen,
             max_pending_bytes=config.max_pending_bytes, ack=config.ack, stats=self.stats,
-            set_paused=lambda paused: self.server.set_paused(paused))
+            set_paused=lambda paused: self.server.set_paused(paused),
+            coalesce=config.coalesce)
         self.server = TcpServer(config, self.stats, self.publisher)
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -101,6 +103,7 @@ class Worker:
             if self.config.idle_timeout > 0:
                 tasks.append(self._watched(self.server.sweep_idle(), "idle sweeper"))
             self.stats.state = "running"
+            tune_gc()
             await self._beat()
             tasks.append(self._watched(self._heartbeat_loop(), "heartbeat"))
             notify_ready(self.config.notify_fd)

@@ -34,6 +34,7 @@ class Config:
     idle_timeout: float = 300.0
     drain_timeout: float = 5.0
     max_pending_bytes: int = 4 * MIB
+    coalesce: float = cli.DEFAULT_COALESCE_MS / 1000  # seconds; 0 = no window
     log_level: str = "info"
     hostname: str = "localhost"
     parent_pid: int | None = None
@@ -80,6 +81,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--max-pending-bytes", type=cli.positive_int,
                    default=env("TCPWS_MAX_PENDING_BYTES", str(4 * MIB)),
                    help="read-but-unpublished bytes above which every socket stops reading")
+    p.add_argument("--coalesce-ms", type=cli.milliseconds,
+                   default=env("TCPWS_COALESCE_MS", str(cli.DEFAULT_COALESCE_MS)),
+                   help="longest a line waits to share a Redis call with other connections' "
+                        "lines, when they arrive fast; 0 = never wait (env TCPWS_COALESCE_MS)")
     p.add_argument("--log-level", type=cli.log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
                    help="debug, info, warning, error, critical (env TCPWS_LOG_LEVEL)")
     return p
@@ -114,6 +119,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         idle_timeout=ns.idle_timeout,
         drain_timeout=ns.drain_timeout,
         max_pending_bytes=ns.max_pending_bytes,
+        coalesce=ns.coalesce_ms / 1000,
         log_level=ns.log_level,
         hostname=socket.gethostname(),
         parent_pid=child.parent_pid,

@@ -2,11 +2,16 @@
 
 One `Publisher` per worker, one task (`run`). Connections `submit` their
 lines into a pending record per connection; the task takes *everything*
-pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (one
-stream entry per connection, one live message for the call). No timers:
-while one call is in flight, new lines accumulate, so batches grow exactly
-as fast as Redis is slow (one call per line caps ingestion near 85k lines/s,
-and one stream entry per batch costs Redis a fifth of one per line).
+pending and stores it with ONE `EVALSHA` of `protocol.PUBLISH_SCRIPT` (the
+lines of many connections share a stream entry, `merge_entries`; one live
+message for the call). While one call
+is in flight, new lines accumulate, so batches grow exactly as fast as Redis
+is slow (one call per line caps ingestion near 85k lines/s, and one stream
+entry per batch costs Redis a fifth of one per line). When reads arrive
+faster than the coalescing window's bound can hold a few of them (many
+connections, a line each now and then), the task waits up to that bound
+before a call so one call carries the lines of many connections
+(`tcp_worker.coalesce`); a read after a quiet spell goes at once.
 
 Never dropping a read line: a failed call keeps its batch and retries it
 (same lines, same order) after a back-off, for as long as it takes. While
@@ -32,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
@@ -39,10 +45,13 @@ from tcpws.backoff import Backoff
 from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
 from tcpws.redisconn import redact_url, wait_for_redis
 
+from .coalesce import CoalesceWindow
 from .scriptcall import Entry, PublishCall
 from .stats import WorkerStats
 
 log = logging.getLogger(__name__)
+
+MERGE_BYTES = 64 * 1024  # data of several connections in one stream entry, at most
 
 
 class Sender(Protocol):
@@ -68,14 +77,46 @@ class _Pending:
     nbytes: int = 0
 
 
+def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
+    """Stream entries for one call: the lines of consecutive connections share
+    an entry (one XADD, one decode in the web) up to MERGE_BYTES of data; a
+    bigger connection's lines stay an entry of their own, so frames can still
+    be split between entries. Each entry says which lines came from which
+    peer (`protocol.Entry.runs`)."""
+    entries: list[Entry] = []
+    group: list[tuple[str, _Pending]] = []
+    size = 0
+
+    def close_group() -> None:
+        if len(group) == 1:
+            peer, p = group[0]
+            entries.append((port, peer, p.ts, "\n".join(p.blocks), ""))
+        elif group:
+            runs = orjson.dumps([[peer, round(p.ts, 3), p.count] for peer, p in group])
+            entries.append((port, group[0][0], group[0][1].ts,
+                            "\n".join(b for _, p in group for b in p.blocks), runs.decode()))
+        group.clear()
+
+    for peer, p in batch:
+        if group and size + p.nbytes > MERGE_BYTES:
+            close_group()
+            size = 0
+        group.append((peer, p))
+        size += p.nbytes
+    close_group()
+    return entries
+
+
 class Publisher:
     """Owns the Redis client's write path; see the module doc."""
 
     def __init__(self, client: aioredis.Redis, *, publisher_id: str, redis_url: str,
                  port: int, maxlen: int, max_pending_bytes: int, ack: bool,
-                 stats: WorkerStats, set_paused: Callable[[bool], None]) -> None:
+                 stats: WorkerStats, set_paused: Callable[[bool], None],
+                 coalesce: float = 0.0) -> None:
         """`publisher_id`: unique to this process (never reused), so that its
-        sequence numbers, counted from 1, mean one batch each."""
+        sequence numbers, counted from 1, mean one batch each. `coalesce`:
+        the bound of the coalescing window, seconds (0: off)."""
         self._client = client
         self._call = PublishCall(client, publisher_id=publisher_id, maxlen=maxlen)
         self._seq = 0
@@ -89,6 +130,7 @@ class Publisher:
         self._pending: dict[Sender, _Pending] = {}
         self._inflight: dict[Sender, _Pending] = {}
         self._pending_bytes = 0
+        self._window = CoalesceWindow(coalesce, time.monotonic)
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._flushed.set()
@@ -108,6 +150,7 @@ class Publisher:
         if pending is None:
             pending = self._pending[sender] = _Pending(time.time())
         if count:
+            self._window.arrived()
             pending.blocks.append(text)
             pending.count += count
         pending.done += done
@@ -158,10 +201,16 @@ class Publisher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            delay = self._window.delay()
+            if delay > 0:
+                # One timer per call, not per line: reads of every
+                # connection gather meanwhile (tcp_worker.coalesce).
+                await asyncio.sleep(delay)
+            self._window.taken()
             batch, self._pending = self._pending, {}
             self._inflight = batch
-            entries = [(self._port, sender.peer, p.ts, "\n".join(p.blocks))
-                       for sender, p in batch.items() if p.count]
+            entries = merge_entries(self._port, [(sender.peer, p) for sender, p in batch.items()
+                                                 if p.count])
             if entries:
                 self._seq += 1
                 await self._store(self._seq, entries)

@@ -28,6 +28,7 @@ NAME_ENV = "TCPWS_NAME"  # the child's name in logs and heartbeats
 TCP_CLIENT_PREFIX = "tcpws-tcp:"
 WEB_CLIENT_PREFIX = "tcpws-web:"
 
+DEFAULT_COALESCE_MS = 2.0  # tcp workers' coalescing window bound; the supervisor passes it on
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -102,6 +103,17 @@ def seconds(text: str) -> float:
         raise NotANumber("not a number of seconds", text) from None
     if not (math.isfinite(value) and value >= 0):
         raise BadValue("must be a finite number of seconds >= 0", text)
+    return value
+
+
+def milliseconds(text: str) -> float:
+    """A short delay in milliseconds: finite, 0 to 1000."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise NotANumber("not a number of milliseconds", text) from None
+    if not (math.isfinite(value) and 0 <= value <= 1000):
+        raise BadValue("must be a number of milliseconds from 0 to 1000", text)
     return value
 
 

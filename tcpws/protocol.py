@@ -1,13 +1,17 @@
 """The Redis data layout and the message envelope.
 
-One stream entry per *batch of one connection's lines* (an XADD per line
-would cost Redis several times the CPU): a TCP worker stores every framed
-batch with `XADD history MAXLEN ~ N` and publishes the same entries live on
-one channel, both inside one Lua script call, so a batch costs one round
-trip and ids increase strictly across all workers.
+One stream entry per *batch of lines* (an XADD per line would cost Redis
+several times the CPU): a TCP worker stores every framed batch with `XADD
+history MAXLEN ~ N` and publishes the same entries live on one channel, both
+inside one Lua script call, so a batch costs one round trip and ids increase
+strictly across all workers. An entry holds one connection's lines, or the
+lines of several connections of one port that went in one call (the
+coalescing window gathers them at device-like loads).
 
-Stream entry fields: `port`, `peer`, `ts` (seconds, float text) and `data`
-(the batch's lines joined by "\\n"; a line never holds "\\n").
+Stream entry fields: `port`, `peer`, `ts` (seconds, float text), `data`
+(the batch's lines joined by "\\n"; a line never holds "\\n") and, for an
+entry of several connections, `runs`: which lines came from which peer, and
+when (see `Entry.runs`).
 
 Ids seen by clients:
   * an entry id is the stream id, ``"<ms>-<seq>"``;
@@ -37,9 +41,11 @@ PUBSEQ_TTL = 3600  # seconds; far longer than any retry of a lost reply
 ALREADY_STORED = -1  # PUBLISH_SCRIPT's reply to a replayed (publisher, seq)
 
 # KEYS[1] = history stream. ARGV[1] = MAXLEN (approximate, counted in
-# entries), ARGV[2] = live channel, then groups of four: port, peer, ts, data.
-# Returns the number of entries stored. The live message is a JSON array of
-# [id, port, peer, ts, data] arrays, in stream order.
+# entries), ARGV[2] = live channel, then groups of five: port, peer, ts, data,
+# runs ("" for an entry of one connection; else see `Entry.runs`, and then
+# peer and ts are those of the first run). Returns the number of entries
+# stored. The live message is a JSON array of [id, port, peer, ts, data] (or
+# [id, port, peer, ts, data, runs]) arrays, in stream order.
 #
 # Idempotent form (what tcp_worker uses): KEYS[2] = pubseq_key(publisher id),
 # ARGV[3] = the call's sequence number (strictly increasing per publisher id,
@@ -59,10 +65,18 @@ if #KEYS > 1 then
   first = 5
 end
 local out = {}
-for i = first, #ARGV, 4 do
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-    'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3])
-  out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]}
+for i = first, #ARGV, 5 do
+  local id
+  if ARGV[i+4] == '' then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+      'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3])
+    out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]}
+  else
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+      'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3],
+      'runs', ARGV[i+4])
+    out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]}
+  end
 end
 if #out > 0 then
   redis.call('PUBLISH', ARGV[2], cjson.encode(out))
@@ -122,6 +136,9 @@ class Entry:
     peer: str
     ts: float
     data: str
+    # "" (every line from `peer` at `ts`), or a JSON array of [peer, ts, n]:
+    # the first n lines from that peer at that ts, then the next run's.
+    runs: str = ""
     _json_items: str | None = field(default=None, repr=False)
 
     @property
@@ -142,17 +159,56 @@ class Entry:
         """The entry's envelopes as JSON objects joined by "," (no brackets),
         so a frame of several entries is "[" + ",".join(...) + "]"."""
         if self._json_items is None:
-            self._json_items = _envelopes_json(self, 0, self.lines)
+            self._json_items = self._envelopes(0, self.lines)
         return self._json_items
+
+    def run_list(self) -> list[tuple[str, float, int]]:
+        """(peer, ts, line count) for each run of lines, in order."""
+        if not self.runs:
+            return [(self.peer, self.ts, self.line_count)]
+        return [(str(p), float(t), int(n)) for p, t, n in orjson.loads(self.runs)]
+
+    @property
+    def peers(self) -> list[str]:
+        """The peer of each line."""
+        return [peer for peer, _, n in self.run_list() for _ in range(n)]
+
+    def _envelopes(self, first_index: int, lines: list[str]) -> str:
+        if not self.runs:
+            return _envelopes_json(self.id_text, self.port, self.peer, self.ts,
+                                   first_index, lines)
+        parts = []
+        start = 0
+        for peer, ts, n in self.run_list():
+            end = start + n
+            if end > first_index:
+                lo = max(start, first_index)
+                parts.append(_envelopes_json(self.id_text, self.port, peer, ts, lo,
+                                             lines[lo - first_index:end - first_index]))
+            start = end
+        return ",".join(p for p in parts if p)
 
     def lines_after(self, index: int) -> Entry:
         """This entry without its lines 0..index (index -1 keeps all)."""
         if index < 0:
             return self
         kept = self.lines[index + 1 :]
-        trimmed = Entry(self.id, self.port, self.peer, self.ts, "\n".join(kept))
+        first = index + 1
+        runs = ""
+        peer, ts = self.peer, self.ts
+        if self.runs:
+            left: list[tuple[str, float, int]] = []
+            start = 0
+            for p, t, n in self.run_list():
+                if start + n > first:
+                    left.append((p, t, start + n - max(start, first)))
+                start += n
+            if left:
+                peer, ts = left[0][0], left[0][1]
+                runs = orjson.dumps(left).decode()
+        trimmed = Entry(self.id, self.port, peer, ts, "\n".join(kept), runs)
         # Keep line ids stable: re-number from index + 1.
-        trimmed._json_items = _envelopes_json(self, index + 1, kept)
+        trimmed._json_items = self._envelopes(first, kept)
         return trimmed
 
     @property
@@ -164,16 +220,17 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _JSON_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 
 
-def _envelopes_json(entry: Entry, first_index: int, lines: list[str]) -> str:
+def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: int,
+                    lines: list[str]) -> str:
     """Exactly `json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))`
-    for each line, joined by ",", at a fraction of the cost: the lines are
-    encoded in one call, then each string body is cut out by a tokenizer that
-    knows JSON escapes."""
+    for each line (line ids from `first_index`), joined by ",", at a fraction
+    of the cost: the lines are encoded in one call, then each string body is
+    cut out by a tokenizer that knows JSON escapes."""
     if not lines:
         return ""
     strings = _JSON_STRING.findall(_encode(lines))
-    head = (f'{{"id":"{entry.id_text}-', f'","port":{_encode(entry.port)},'
-            f'"peer":{_encode(entry.peer)},"ts":{_encode(entry.ts)},"data":"')
+    head = (f'{{"id":"{id_text}-', f'","port":{_encode(port)},'
+            f'"peer":{_encode(peer)},"ts":{_encode(ts)},"data":"')
     return ",".join(f'{head[0]}{first_index + i}{head[1]}{text}"}}'
                     for i, text in enumerate(strings))
 
@@ -187,8 +244,9 @@ def decode_live(payload: bytes | str) -> list[Entry]:
     """Decode one live message published by PUBLISH_SCRIPT (orjson: about
     2.5x the stdlib's speed on these messages, docs/benchmark.md finding 3)."""
     return [
-        Entry(parse_stream_id(i), int(p), c, float(t), d)
-        for i, p, c, t, d in orjson.loads(payload)
+        Entry(parse_stream_id(item[0]), int(item[1]), item[2], float(item[3]), item[4],
+              item[5] if len(item) > 5 else "")
+        for item in orjson.loads(payload)
     ]
 
 
@@ -204,18 +262,21 @@ def entry_from_stream(sid: bytes | str, fields: dict[Any, Any]) -> Entry:
         get("peer"),
         float(get("ts") or 0.0),
         get("data"),
+        get("runs"),
     )
 
 
-def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]],
+def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]]
+                 | list[tuple[int, str, float, str, str]],
                  seq: int | None = None) -> list[str | int | float]:
-    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data).
+    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data) or
+    (port, peer, ts, data, runs).
 
     Without `seq`: KEYS = [STREAM_KEY]. With it (idempotent form):
     KEYS = [STREAM_KEY, pubseq_key(publisher id)]."""
     args: list[str | int | float] = [maxlen, LIVE_CHANNEL]
     if seq is not None:
         args.extend((seq, PUBSEQ_TTL))
-    for port, peer, ts, data in batch:
-        args.extend((port, peer, f"{ts:.3f}", data))
+    for port, peer, ts, data, *runs in batch:
+        args.extend((port, peer, f"{ts:.3f}", data, runs[0] if runs else ""))
     return args

@@ -2,8 +2,8 @@
 
 Pub/sub is at-most-once, redis-py hides its own reconnects and `listen()`
 never pings (a half-open connection looks healthy), so this loop never
-trusts it: it reads with `get_message(timeout=)`
-(never `listen()`), probes itself end to end by publishing to its own probe
+trusts it: it reads with time-outs, in bulk (`web.bulkread`; never
+`listen()`), probes itself end to end by publishing to its own probe
 channel, and on any error or silence tears the connection down, reconnects
 with back-off, re-subscribes, and fills the gap from the history stream
 starting after the last entry id it delivered. Every entry is delivered at
@@ -37,6 +37,7 @@ from tcpws.protocol import (
     parse_stream_id,
 )
 from web.batch import Batch
+from web.bulkread import BulkReader
 from web.metrics import WebStats
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,10 @@ class Broadcaster:
 
     async def _pump(self, pubsub: Any) -> None:
         probe = self._probe_channel.encode()
+        live = LIVE_CHANNEL.encode()
+        # Every message of one socket read at once, so one read makes one
+        # batch and one frame per client (web.bulkread); else one by one.
+        bulk = BulkReader.for_pubsub(pubsub)
         probe_sent: float | None = None
         last_heard = next_probe = time.monotonic()
         while True:
@@ -192,14 +197,29 @@ class Broadcaster:
                     await self._commands.publish(self._probe_channel, b"probe")
                 probe_sent = now
                 next_probe = now + self._probe_interval
-            message = await pubsub.get_message(timeout=0.5)
-            if message is None:
+            if bulk is None:
+                message = await pubsub.get_message(timeout=0.5)
+                if message is None:
+                    continue
+                last_heard = time.monotonic()
+                if message.get("channel") == probe:
+                    probe_sent = None
+                else:
+                    self._handle(message)
+                continue
+            replies = await bulk.read(0.5)
+            if not replies:
                 continue
             last_heard = time.monotonic()
-            if message.get("channel") == probe:
-                probe_sent = None
-            else:
-                self._handle(message)
+            payloads = []
+            for reply in replies:
+                if reply[0] == b"message" and len(reply) == 3:
+                    if reply[1] == live:
+                        payloads.append(reply[2])
+                    elif reply[1] == probe:
+                        probe_sent = None
+            if payloads:
+                self._handle_payloads(payloads)
 
     def _handle(self, message: dict[str, Any]) -> None:
         if message.get("type") != "message" or message.get("channel") != LIVE_CHANNEL.encode():
@@ -209,6 +229,16 @@ class Broadcaster:
         except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
             log.warning("ignoring a malformed live message: %s", exc)
             return
+        self._fan_out(entries)
+
+    def _handle_payloads(self, payloads: list[bytes]) -> None:
+        """Live messages read together: one fan-out for all of them."""
+        entries: list[Entry] = []
+        for payload in payloads:
+            try:
+                entries += decode_live(payload)
+            except (ValueError, TypeError, KeyError, json.JSONDecodeError) as exc:
+                log.warning("ignoring a malformed live message: %s", exc)
         self._fan_out(entries)
 
     def _fan_out(self, entries: list[Entry]) -> None:

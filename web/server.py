@@ -31,6 +31,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
+from tcpws.gctune import tune_gc
 from tcpws.lifecycle import notify_ready, parent_alive
 from web.config import WebConfig
 from web.head_timeout import head_timeout_protocol
@@ -155,6 +156,7 @@ class WebServer(uvicorn.Server):
 
     async def _announce_ready(self) -> None:
         await self.hub.wait_live()
+        tune_gc()
         notify_ready(self.web_config.notify_fd)
         log.info("ready: serving on %s, Redis subscription live", self._where())
 

@@ -36,12 +36,28 @@ def test_live_roundtrip_and_frames() -> None:
     assert json.loads("[" + tail.json_items + "]")[0]["id"] == "5-1-1"
 
 
+def test_an_entry_of_several_connections_keeps_each_lines_peer_and_ts() -> None:
+    runs = json.dumps([["10.0.0.1:1", 1.5, 2], ["[::1]:2", 2.25, 1], ["10.0.0.3:3", 3.0, 2]])
+    payload = json.dumps([["5-1", "8001", "10.0.0.1:1", "1.500", "a\nb\nc\nd\ne", runs]])
+    (entry,) = decode_live(payload)
+    assert entry.peers == ["10.0.0.1:1"] * 2 + ["[::1]:2"] + ["10.0.0.3:3"] * 2
+    items = json.loads("[" + entry.json_items + "]")
+    assert [i["id"] for i in items] == [f"5-1-{n}" for n in range(5)]
+    assert [(i["peer"], i["ts"], i["data"]) for i in items] == [
+        ("10.0.0.1:1", 1.5, "a"), ("10.0.0.1:1", 1.5, "b"), ("[::1]:2", 2.25, "c"),
+        ("10.0.0.3:3", 3.0, "d"), ("10.0.0.3:3", 3.0, "e")]
+    for index in range(-1, 4):  # a resume after any line but the last (history skips that)
+        tail = entry.lines_after(index)
+        assert json.loads("[" + tail.json_items + "]") == items[index + 1:]
+        assert tail.peers == entry.peers[index + 1:]
+
+
 def test_publish_args_layout() -> None:
     args = publish_args(10, [(8001, "p", 1.0, "x")])
-    assert args == [10, "tcpws:live", 8001, "p", "1.000", "x"]
+    assert args == [10, "tcpws:live", 8001, "p", "1.000", "x", ""]
     # Idempotent form: the seq and the seq key's TTL come before the groups.
-    args = publish_args(10, [(8001, "p", 1.0, "x")], seq=7)
-    assert args == [10, "tcpws:live", 7, PUBSEQ_TTL, 8001, "p", "1.000", "x"]
+    args = publish_args(10, [(8001, "p", 1.0, "x", '[["p",1.0,1]]')], seq=7)
+    assert args == [10, "tcpws:live", 7, PUBSEQ_TTL, 8001, "p", "1.000", "x", '[["p",1.0,1]]']
     assert pubseq_key("h/tcp.8001.1:42:ab") == "tcpws:pubseq:h/tcp.8001.1:42:ab"
 
 
@@ -65,7 +81,8 @@ def test_entry_is_plain() -> None:
 def test_packed_publish_is_what_redis_py_would_send() -> None:
     """tcp_worker packs its EVALSHA itself: byte for byte redis-py's packing
     of the idempotent form of publish_args (non-ASCII data included)."""
-    batch = [(8001, "127.0.0.1:5", 1.25, "a\nb"), (8001, "[::1]:6", 2.0, "é ☃ \x00")]
+    batch = [(8001, "127.0.0.1:5", 1.25, "a\nb", ""),
+             (8001, "[::1]:6", 2.0, "é ☃ \x00\nz", '[["[::1]:6",2.0,1],["1.2.3.4:5",3.0,1]]')]
     sha = "f" * 40
     expected = b"".join(Connection().pack_command(
         "EVALSHA", sha, 2, STREAM_KEY, pubseq_key("w:1:ab"),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from supervisor.config import ConfigError, SupervisorConfig, from_args
 from supervisor.control import ControlUnavailable, check_free, format_status, send
 from supervisor.redis_stage import EmbeddedRedis, prepare
-from supervisor.sockets import bind_all
+from supervisor.sockets import listeners_for
 from supervisor.supervisor import main as run_supervisor
 from tcpws.redis_server import RedisNotFound
 from tcpws.redisconn import redact_url
@@ -55,7 +55,7 @@ def control_command(config: SupervisorConfig) -> int:
 def run(config: SupervisorConfig) -> int:
     try:
         check_free(config.control_socket)
-        listeners = bind_all(config)
+        listeners = listeners_for(config, config.base_env)
     except ConfigError as exc:
         return fail(str(exc))
     redis: EmbeddedRedis | None = None

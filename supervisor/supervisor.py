@@ -41,6 +41,7 @@ from supervisor.plan import (
 )
 from supervisor.pool import Pool
 from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
+from supervisor.service import Service
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.specs import SpecFactory
@@ -68,6 +69,8 @@ class Supervisor:
         self.problems: list[str] = []
         self.pool = Pool(config, self.specs, self.output, self.on_give_up, self.budgets.tcp,
                          self.stop_requested, self.force)
+        self.service = Service.from_environ(config.base_env, lambda: list(self.slots.values()),
+                                            "embedded" if redis is not None else "external")
 
     @property
     def slots(self) -> Mapping[str, Slot]:
@@ -124,6 +127,7 @@ class Supervisor:
                    and await self.start_web()
                    and await self.start_tcp())
         if started:
+            self.service.ready()
             log.info("tcpws ready: http://%s:%d/ (WebSocket /ws), TCP ports %s", self.config.host,
                      self.config.http_port, ",".join(map(str, self.config.tcp_ports)))
         return started
@@ -150,6 +154,7 @@ class Supervisor:
 
     async def _start_stage(self, kind: Kind, slots: list[Slot]) -> bool:
         log.info("starting %s: %s", kind, ", ".join(s.name for s in slots))
+        self.service.stage(kind)
         if not await self.pool.start_all(slots):
             return False
         log.info("stage %s ready", kind)
@@ -218,6 +223,7 @@ class Supervisor:
         """Stop tcp → web → redis; each stage within its own time-out.
         After a second SIGTERM/SIGINT (`force`), stragglers get SIGKILL at once."""
         self.pool.cancel_rolling()
+        self.service.stopping()
         for kind in STOP_ORDER:
             slots = self.pool.of(kind)
             if not slots:
@@ -227,6 +233,7 @@ class Supervisor:
             for sock in self.listeners.of(kind):
                 sock.close()
             budget = self.budgets.of(kind)
+            self.service.extend(budget, kind)
             log.info("stopping %s: %s (time-out %.1f s)", kind,
                      ", ".join(s.name for s in slots), budget)
             for report in await asyncio.gather(*(s.stop(budget, self.force) for s in slots)):
@@ -244,7 +251,9 @@ async def main(config: SupervisorConfig, listeners: Listeners,
     supervisor = Supervisor(config, listeners, redis)
     control = ControlServer(config.control_socket, partial(answer, supervisor))
     await control.start()
+    service = asyncio.ensure_future(supervisor.service.run())
     try:
         return await supervisor.run()
     finally:
+        service.cancel()
         await control.close()

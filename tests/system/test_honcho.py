@@ -29,6 +29,7 @@ from tcpws.protocol import LIVE_CHANNEL, decode_live
 from testkit.procfs import pid_alive
 from testkit.procs import PYTHON, ROOT, Proc, free_port, port_open, python_module, wait_until
 
+NO_SOCKET = {"TCPWS_REDIS_SOCKET": ""}  # the redis entry alone: no socket in the checkout
 STARTED = re.compile(r"system\s+\| (\S+) started \(pid=(\d+)\)")
 STOPPED = re.compile(r"system\s+\| (\S+) stopped \(rc=(-?\d+)\)")
 
@@ -66,22 +67,28 @@ def free_port_base(tcp_workers: int) -> int:
 class HonchoRun:
     """`honcho start` on the repo's Procfile, with its output parsed."""
 
-    def __init__(self, tmp_path: Path, tcp_workers: int) -> None:
+    def __init__(self, tmp_path: Path, tcp_workers: int, repo_env: bool = False) -> None:
+        """`repo_env`: the repo's .env exactly as committed; else an env file
+        of the test's, REDIS_URL on the redis entry's TCP port."""
         self.tcp_workers = tcp_workers
         self.base = free_port_base(tcp_workers)
         self.redis_port = self.base
         self.web_port = self.base + 100
         self.tcp_ports = [self.base + 200 + i for i in range(tcp_workers)]
         env_file = tmp_path / "honcho.env"
-        # The repo's .env with only the Redis address changed.
-        lines = [ln for ln in (ROOT / ".env").read_text().splitlines()
-                 if not ln.startswith("REDIS_URL=")]
-        lines.append(f"REDIS_URL=redis://127.0.0.1:{self.redis_port}/0")
-        env_file.write_text("\n".join(lines) + "\n")
-        argv = python_module("honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        root = tmp_path  # honcho's working directory: the redis entry's socket goes there
+        if repo_env:
+            env_file = ROOT / ".env"
+            self.redis_url = f"unix://{tmp_path}/.tcpws/honcho/redis.sock"
+        else:  # the repo's .env with a Redis address added
+            lines = (ROOT / ".env").read_text().splitlines()
+            lines.append(f"REDIS_URL={self.redis_url}")
+            env_file.write_text("\n".join(lines) + "\n")
+        argv = python_module("honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(root),
                              "-e", str(env_file), "-p", str(self.base), "--no-colour",
                              "-c", f"tcp_worker={tcp_workers}")
-        self.proc = Proc(argv, env={"PYTHON": PYTHON}, name="honcho")
+        self.proc = Proc(argv, env={"PYTHON": PYTHON}, cwd=root, name="honcho")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         names = ["web.1", *(f"tcp_worker.{i + 1}" for i in range(self.tcp_workers))]
@@ -109,7 +116,7 @@ class HonchoRun:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return (f"REDIS_URL=redis://127.0.0.1:{self.redis_port}/0".encode() in environ
+        return (f"REDIS_URL={self.redis_url}".encode() in environ
                 or (b"redis-server" in cmdline and str(self.redis_port).encode() in cmdline))
 
     def kill_leftovers(self) -> None:
@@ -134,8 +141,9 @@ def honcho_factory(tmp_path: Path) -> Iterator[list[HonchoRun]]:
         run.kill_leftovers()
 
 
-def start_honcho(runs: list[HonchoRun], tmp_path: Path, tcp_workers: int = 3) -> HonchoRun:
-    run = HonchoRun(tmp_path, tcp_workers)
+def start_honcho(runs: list[HonchoRun], tmp_path: Path, tcp_workers: int = 3,
+                 repo_env: bool = False) -> HonchoRun:
+    run = HonchoRun(tmp_path, tcp_workers, repo_env)
     runs.append(run)
     run.wait_ready()
     return run
@@ -180,7 +188,8 @@ def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
 
 def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
     port = free_port()
-    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "20"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "20"),
+                env={"PORT": str(port), **NO_SOCKET},
                 name="redis-entry")
     try:
         proc.wait_for_output(rf"redis ready on 127\.0\.0\.1:{port}")
@@ -202,7 +211,8 @@ def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
 
 def test_redis_entry_grace_bounds_the_wait() -> None:
     port = free_port()
-    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "0.5"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "0.5"),
+                env={"PORT": str(port), **NO_SOCKET},
                 name="redis-entry")
     try:
         proc.wait_for_output(r"redis ready")
@@ -219,7 +229,8 @@ def test_redis_entry_grace_bounds_the_wait() -> None:
 
 def test_redis_entry_sigkilled_takes_redis_with_it() -> None:
     port = free_port()
-    proc = Proc(python_module("tcpws.procfile_redis"), env={"PORT": str(port)}, name="redis-entry")
+    proc = Proc(python_module("tcpws.procfile_redis"),
+                env={"PORT": str(port), **NO_SOCKET}, name="redis-entry")
     server_pid = 0
     try:
         server_pid = int(proc.wait_for_output(r"redis-server pid (\d+)").group(1))

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from supervisor.config import ConfigError, SupervisorConfig, from_args
 from supervisor.control import ControlUnavailable, check_free, format_status, send
 from supervisor.redis_stage import EmbeddedRedis, prepare
+from supervisor.show_config import render
 from supervisor.sockets import listeners_for
 from supervisor.supervisor import main as run_supervisor
 from tcpws.redis_server import RedisNotFound
@@ -82,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = from_args(sys.argv[1:] if argv is None else argv, os.environ)
     except ConfigError as exc:
         return fail(str(exc))
+    if config.print_config:
+        print(render(config))
+        return 0
     if config.command[0] != "run":
         return control_command(config)
     return run(config)

@@ -14,7 +14,14 @@ import sys
 from collections.abc import Sequence
 
 from supervisor.config import ConfigError, SupervisorConfig, from_args
-from supervisor.control import ControlUnavailable, check_free, format_status, send
+from supervisor.control import (
+    CLIENT_TIMEOUT,
+    RELOAD_TIMEOUT,
+    ControlUnavailable,
+    check_free,
+    format_status,
+    send,
+)
 from supervisor.redis_stage import EmbeddedRedis, prepare
 from supervisor.show_config import render
 from supervisor.sockets import listeners_for
@@ -41,7 +48,8 @@ def fail(message: str, code: int = 2) -> int:
 def control_command(config: SupervisorConfig) -> int:
     words = list(config.command)
     try:
-        reply = send(config.control_socket, words)
+        reply = send(config.control_socket, words,
+                     RELOAD_TIMEOUT if words[0] == "reload" else CLIENT_TIMEOUT)
     except ControlUnavailable as exc:
         return fail(str(exc), 1)
     if not reply.get("ok"):

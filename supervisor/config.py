@@ -123,9 +123,9 @@ _SWITCHES = {
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m supervisor",
                 description="Run redis, web and tcp workers; or talk to a running "
-                            "supervisor: status | scale tcp N | restart NAME | stop.")
+                            "supervisor: status | scale tcp N | restart NAME | reload | stop.")
     p.add_argument("command", nargs="*", help="run (default), status, scale tcp N, "
-                                              "restart NAME, stop")
+                                              "restart NAME, reload, stop")
     for flag, (env, default, _conv, text) in _OPTIONS.items():
         p.add_argument(flag, default=None, help=f"{text} (${env}, default {default!r})")
     p.add_argument("--tcp-port", action="append", default=None,
@@ -197,13 +197,19 @@ def _switch(layers: _Layers, flag: str) -> bool:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _config_file(ns: argparse.Namespace, environ: Mapping[str, str]) -> ConfigFile | None:
+def _config_file(ns: argparse.Namespace, environ: Mapping[str, str],
+                 strict: bool) -> ConfigFile | None:
+    """The file, checked. A control command (`reload`, `status`) only reads
+    where the control socket is from it, and a broken file is the running
+    supervisor's to judge and report: not `strict`, it is then ignored."""
     path = ns.config or environ.get("TCPWS_CONFIG") or None
     if path is None:
         return None
     try:
         return load(path, _KINDS)
     except FileError as exc:
+        if not strict:
+            return None
         raise ConfigError(str(exc)) from None
 
 
@@ -256,8 +262,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     """Build and validate the configuration; raise ConfigError (one line)."""
     ns = build_parser().parse_intermixed_args(list(argv))
     command = tuple(ns.command) or ("run",)
-    layers = _Layers(ns, environ, _config_file(ns, environ) if command[0] in ("run", "reload")
-                     else None)
+    layers = _Layers(ns, environ, _config_file(ns, environ, strict=command[0] == "run"))
     v = {flag: _value(layers, flag) for flag in _OPTIONS}
     tcp_ports = _tcp_ports(layers)
     http_port: int = v["--http-port"]

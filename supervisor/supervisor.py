@@ -15,11 +15,13 @@ import signal
 from collections.abc import Mapping
 from functools import partial
 
+from supervisor import reload
 from supervisor.commands import (
     HANDLED_SIGNALS,
     STOP_SIGNALS,
     Command,
     Fatal,
+    Reload,
     Restart,
     RestartAll,
     Scale,
@@ -184,6 +186,9 @@ class Supervisor:
                 return self.handle_hup()
             case Restart(name):
                 return self.handle_restart(name)
+            case Reload(config, plan):
+                reload.apply(self, config, plan)
+                return True
         return True
 
     def handle_exit(self, why: str) -> bool:

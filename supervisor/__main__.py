@@ -26,15 +26,17 @@ from supervisor.redis_stage import EmbeddedRedis, prepare
 from supervisor.show_config import render
 from supervisor.sockets import listeners_for
 from supervisor.supervisor import main as run_supervisor
+from tcpws.logs import formatter
 from tcpws.redis_server import RedisNotFound
 from tcpws.redisconn import redact_url
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, fmt: str) -> None:
     """Our own records in the same stream and style as the children's lines."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s supervisor | %(levelname)s %(message)s",
-                                           "%H:%M:%S"))
+    handler.setFormatter(formatter("supervisor", fmt,
+                                   "%(asctime)s supervisor | %(levelname)s %(message)s",
+                                   "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -74,10 +76,11 @@ def run(config: SupervisorConfig) -> int:
     except (RedisNotFound, OSError) as exc:
         listeners.close()
         return fail(f"cannot start the embedded Redis: {exc}")
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     logging.getLogger("supervisor").info(
         "pid %d; redis %s; stop time-out %.1f s", os.getpid(),
-        "embedded" if redis else redact_url(str(config.redis_url)), config.stop_timeout)
+        "embedded" if redis else redact_url(str(config.redis_url)), config.stop_timeout,
+        extra={"stop_timeout": config.stop_timeout, "tcp_ports": list(config.tcp_ports)})
     try:
         return asyncio.run(run_supervisor(config, listeners, redis))
     finally:

@@ -21,9 +21,9 @@ from typing import Any, NoReturn
 
 from supervisor.config_file import ConfigFile, FileError, as_text, key_of, load
 from tcpws import cli
+from tcpws.logs import LOG_FORMATS
 
 COMMANDS = ("run", "status", "scale", "restart", "stop", "reload")
-LOG_FORMATS = ("text", "json")
 MAX_START_FAILURES = 5
 
 

@@ -45,7 +45,8 @@ class SpecFactory:
         sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]
         env.update(ChildEnv(parent_pid=os.getpid(), listen_fd=sock.fileno()).to_environ())
         env.update({"PYTHONUNBUFFERED": "1", NAME_ENV: name, "REDIS_URL": self.redis_url})
-        common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
+        common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level,
+                  "--log-format", cfg.log_format]
         if kind is Kind.WEB:
             argv = [sys.executable, "-m", "web", *common,
                     "--shutdown-timeout", str(self.budgets.web_shutdown),

@@ -63,7 +63,8 @@ class Supervisor:
         self.budgets = stage_budgets(config.stop_timeout, redis is not None)
         self.specs = SpecFactory(config, listeners, redis, self.budgets)
         self.output = OutputMux(padded_width(initial_names(
-            config.tcp_ports, config.tcp_workers, config.web_workers, redis is not None)))
+            config.tcp_ports, config.tcp_workers, config.web_workers, redis is not None)),
+            as_json=config.log_format == "json")
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         self.stop_requested = asyncio.Event()
         self.force = asyncio.Event()
@@ -242,10 +243,11 @@ class Supervisor:
             log.info("stopping %s: %s (time-out %.1f s)", kind,
                      ", ".join(s.name for s in slots), budget)
             for report in await asyncio.gather(*(s.stop(budget, self.force) for s in slots)):
+                fields = {"child": report.name, "exit_code": report.returncode} if report else {}
                 if report is not None and report.clean:
-                    log.info("%s", report)
+                    log.info("%s", report, extra=fields)
                 elif report is not None:
-                    log.error("%s", report)
+                    log.error("%s", report, extra=fields)
                     self.problems.append(str(report))
             log.info("%s stopped", kind)
 

@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                        os.environ if environ is None else environ)
     if check_only(os.environ):
         return 0
-    setup_logging(config.name, config.log_level)
+    setup_logging(config.name, config.log_level, config.log_format)
     die_with_parent(config.parent_pid)
     raise_fd_limit(config.max_connections)
     try:

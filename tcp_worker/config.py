@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tcpws import cli
+from tcpws.logs import LOG_FORMATS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -35,6 +36,7 @@ class Config:
     drain_timeout: float = 5.0
     max_pending_bytes: int = 4 * MIB
     log_level: str = "info"
+    log_format: str = "text"
     hostname: str = "localhost"
     parent_pid: int | None = None
     listen_fd: int | None = None
@@ -80,6 +82,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--max-pending-bytes", type=cli.positive_int,
                    default=env("TCPWS_MAX_PENDING_BYTES", str(4 * MIB)),
                    help="read-but-unpublished bytes above which every socket stops reading")
+    p.add_argument("--log-format", type=lambda t: cli.choice(t, LOG_FORMATS),
+                   default=env("TCPWS_LOG_FORMAT", "text"),
+                   help="text, or json: one object per line (env TCPWS_LOG_FORMAT)")
     p.add_argument("--log-level", type=cli.log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
                    help="debug, info, warning, error, critical (env TCPWS_LOG_LEVEL)")
     return p
@@ -114,7 +119,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         idle_timeout=ns.idle_timeout,
         drain_timeout=ns.drain_timeout,
         max_pending_bytes=ns.max_pending_bytes,
-        log_level=ns.log_level,
+        log_level=ns.log_level, log_format=ns.log_format,
         hostname=socket.gethostname(),
         parent_pid=child.parent_pid,
         listen_fd=child.listen_fd,

@@ -36,7 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if check_only(os.environ):
         return 0
     die_with_parent(config.parent_pid)
-    setup_logging(config.name, config.log_level)
+    setup_logging(config.name, config.log_level, config.log_format)
     if config.log_level != "debug":
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     redact.install(config.ws_token)  # uvicorn logs request lines, ?token= included

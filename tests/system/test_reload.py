@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.supervised import Sender, System, Watcher, supervised
 from testkit.procs import wait_until
+from tests.support.supervised import Sender, System, Watcher, supervised
 
 
 def pids(system: System) -> dict[str, int]:

@@ -51,6 +51,13 @@ class System:
         pid: int = self.child(name)["pid"]
         return pid
 
+    def wait_restarted(self, name: str, old_pid: int, timeout: float = 20) -> None:
+        """Until `name` is ready again with a process other than `old_pid`."""
+        def back() -> bool:
+            child = self.child(name)
+            return child["state"] == "ready" and child["pid"] not in (None, old_pid)
+        wait_until(back, timeout, what=f"{name} restarted")
+
     def tcp_counts(self) -> dict[int, int]:
         counts = dict.fromkeys(self.tcp_ports, 0)
         for c in self.status():

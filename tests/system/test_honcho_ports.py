@@ -5,9 +5,7 @@ flow end to end, and a clean stop loses nothing."""
 from __future__ import annotations
 
 import json
-import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,14 +13,13 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from testkit.procs import ROOT, wait_until
+from testkit.procs import ROOT
 from tests.system.test_honcho import (
     HonchoRun,
     Observer,
-    Sender,
-    assert_clean_stop,
     finish,
     start_honcho,
+    stop_while_flowing,
 )
 
 
@@ -55,23 +52,7 @@ def _one_base(runs: list[HonchoRun], tmp_path: Path) -> None:
         while not want <= got and time.monotonic() < deadline:
             got.update(m["data"] for m in json.loads(ws.recv(timeout=20)))
         assert want <= got
-    stop = threading.Event()
-    senders = [Sender(port, stop) for port in run.tcp_ports]
-    for sender in senders:
-        sender.start()
-    wait_until(lambda: len(observer.lines) >= 1000, 20, what="lines flowing")
-    run.proc.signal(signal.SIGINT)
-    run.proc.wait_for_output(r"SIGINT received", 5)
-    stop.set()
-    for sender in senders:
-        sender.join(15)
-    run.proc.wait(20)
-    observer.join(10)
-    assert_clean_stop(run, run.proc.output())
-    assert [s.error for s in senders] == [None] * len(senders)
-    sent = [line for s in senders for line in s.sent]
-    missing = set(sent) - set(observer.lines)
-    assert not missing, f"{len(missing)} of {len(sent)} lines never published"
+    stop_while_flowing(run, observer, 1000)
 
 
 def test_two_port_bases_with_nothing_edited(runs: list[HonchoRun], tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import os
 import signal
 from typing import Any
 
-from testkit.procs import wait_until
 from tests.support.supervised import receive_json, send_lines, supervised
 
 FIELDS = ("ts", "level", "process", "logger", "msg")
@@ -24,9 +23,7 @@ def test_every_line_of_every_process_is_json() -> None:
             assert {m["data"] for m in receive_json(ws, 2)} == {"json-1", "json-2"}
         worker = system.pid_of(f"tcp.{port}.1")
         os.kill(worker, signal.SIGKILL)
-        wait_until(lambda: system.child(f"tcp.{port}.1")["pid"] not in (None, worker)
-                   and system.child(f"tcp.{port}.1")["state"] == "ready", 20,
-                   what="the worker restarted")
+        system.wait_restarted(f"tcp.{port}.1", worker)
         with system.ws() as ws:
             send_lines(port, ["json-3"])
             assert [m["data"] for m in receive_json(ws, 1)] == ["json-3"]

@@ -137,9 +137,7 @@ def test_socket_activation_serves_the_given_sockets() -> None:
             assert given[port] <= _listening_inodes(worker)
             assert given[port] | given[system.http_port] <= _listening_inodes(system.proc.pid)
             os.kill(worker, signal.SIGKILL)
-            wait_until(lambda: system.child(f"tcp.{port}.1")["pid"] not in (None, worker)
-                       and system.child(f"tcp.{port}.1")["state"] == "ready",
-                       20, what="the worker restarted")
+            system.wait_restarted(f"tcp.{port}.1", worker)
             back = len(sender.sent)
             wait_until(lambda: len(sender.sent) > back + 50, 20, what="lines after the restart")
         finally:

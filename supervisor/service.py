@@ -41,9 +41,10 @@ def summary(slots: Sequence[Slot], redis: str, phase: str) -> str:
     ready_tcp = sum(1 for s in tcp if s.mode.state == SlotState.READY)
     ready_web = sum(1 for s in web if s.mode.state == SlotState.READY)
     text = f"{_count(ready_tcp, 'tcp worker')}, {ready_web} web, redis {redis}: {phase}"
-    if not_ready and phase == "ready":
-        text += f" (not ready: {', '.join(not_ready)})"
-    return text
+    notes = [f"not ready: {', '.join(not_ready)}"] if not_ready and phase == "ready" else []
+    restarts = sum(s.restarts for s in slots)  # stays, so a quick restart is not missed
+    notes += [f"{_count(restarts, 'restart')}"] if restarts else []
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def failing(slots: Sequence[Slot]) -> bool:

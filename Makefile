@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench soak chaos browser nginx rsyslog clean
+.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -38,7 +38,11 @@ nginx:
 rsyslog:
 	@./scripts/install-rsyslog
 
-test: $(STAMP) browser nginx rsyslog lint
+# systemd-socket-activate and systemd-analyze for the service tests, from Debian's systemd package.
+systemd-tools:
+	@./scripts/install-systemd-tools
+
+test: $(STAMP) browser nginx rsyslog systemd-tools lint
 	$(PY) -m pytest
 
 # The fast loop: unit tests only (pure code and each process's --help, seconds).

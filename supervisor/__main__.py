@@ -14,19 +14,29 @@ import sys
 from collections.abc import Sequence
 
 from supervisor.config import ConfigError, SupervisorConfig, from_args
-from supervisor.control import ControlUnavailable, check_free, format_status, send
+from supervisor.control import (
+    CLIENT_TIMEOUT,
+    RELOAD_TIMEOUT,
+    ControlUnavailable,
+    check_free,
+    format_status,
+    send,
+)
 from supervisor.redis_stage import EmbeddedRedis, prepare
-from supervisor.sockets import bind_all
+from supervisor.show_config import render
+from supervisor.sockets import listeners_for
 from supervisor.supervisor import main as run_supervisor
+from tcpws.logs import formatter
 from tcpws.redis_server import RedisNotFound
 from tcpws.redisconn import redact_url
 
 
-def setup_logging(level: str) -> None:
+def setup_logging(level: str, fmt: str) -> None:
     """Our own records in the same stream and style as the children's lines."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s supervisor | %(levelname)s %(message)s",
-                                           "%H:%M:%S"))
+    handler.setFormatter(formatter("supervisor", fmt,
+                                   "%(asctime)s supervisor | %(levelname)s %(message)s",
+                                   "%H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -40,7 +50,8 @@ def fail(message: str, code: int = 2) -> int:
 def control_command(config: SupervisorConfig) -> int:
     words = list(config.command)
     try:
-        reply = send(config.control_socket, words)
+        reply = send(config.control_socket, words,
+                     RELOAD_TIMEOUT if words[0] == "reload" else CLIENT_TIMEOUT)
     except ControlUnavailable as exc:
         return fail(str(exc), 1)
     if not reply.get("ok"):
@@ -55,7 +66,7 @@ def control_command(config: SupervisorConfig) -> int:
 def run(config: SupervisorConfig) -> int:
     try:
         check_free(config.control_socket)
-        listeners = bind_all(config)
+        listeners = listeners_for(config, config.base_env)
     except ConfigError as exc:
         return fail(str(exc))
     redis: EmbeddedRedis | None = None
@@ -65,10 +76,11 @@ def run(config: SupervisorConfig) -> int:
     except (RedisNotFound, OSError) as exc:
         listeners.close()
         return fail(f"cannot start the embedded Redis: {exc}")
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     logging.getLogger("supervisor").info(
         "pid %d; redis %s; stop time-out %.1f s", os.getpid(),
-        "embedded" if redis else redact_url(str(config.redis_url)), config.stop_timeout)
+        "embedded" if redis else redact_url(str(config.redis_url)), config.stop_timeout,
+        extra={"stop_timeout": config.stop_timeout, "tcp_ports": list(config.tcp_ports)})
     try:
         return asyncio.run(run_supervisor(config, listeners, redis))
     finally:
@@ -82,6 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = from_args(sys.argv[1:] if argv is None else argv, os.environ)
     except ConfigError as exc:
         return fail(str(exc))
+    if config.print_config:
+        print(render(config))
+        return 0
     if config.command[0] != "run":
         return control_command(config)
     return run(config)

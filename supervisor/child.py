@@ -118,7 +118,7 @@ class Child:
                 os.close(write_fd)
         child = cls(name, kind, proc, read_fd)
         child.watch(output)
-        log.info("%s started, pid %d", name, proc.pid)
+        log.info("%s started, pid %d", name, proc.pid, extra={"child": name, "child_pid": proc.pid})
         return child
 
     def watch(self, output: OutputMux) -> None:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("supervisor")
 
@@ -47,13 +48,21 @@ class RestartAll:
 
 
 @dataclass(frozen=True)
+class Reload:
+    """`reload`: apply a configuration read again (checked already)."""
+
+    config: Any
+    plan: Any
+
+
+@dataclass(frozen=True)
 class Fatal:
     """A slot gave up: stop everything, exit 1."""
 
     message: str
 
 
-Command = signal.Signals | Stop | Scale | Restart | RestartAll | Fatal
+Command = signal.Signals | Stop | Scale | Restart | RestartAll | Reload | Fatal
 
 
 def stops(command: Command) -> bool:

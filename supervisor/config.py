@@ -2,6 +2,10 @@
 environment, here and nowhere else. Each flag has an environment
 variable; a flag given on the command line wins over its variable.
 
+`--config FILE` (supervisor/config_file.py) adds a layer under the
+environment: command line, then environment, then file, then default; each
+value's source is kept for `--print-config`.
+
 Bad input raises ConfigError with one line that says what is wrong; the CLI
 prints it and exits 2 before anything starts."""
 
@@ -15,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from supervisor.config_file import ConfigFile, FileError, as_text, key_of, load
 from tcpws import cli
+from tcpws.logs import LOG_FORMATS
 
-COMMANDS = ("run", "status", "scale", "restart", "stop")
+COMMANDS = ("run", "status", "scale", "restart", "stop", "reload")
 MAX_START_FAILURES = 5
 
 
@@ -50,8 +56,14 @@ class SupervisorConfig:
     allowed_origins: str = ""
     log_level: str = "info"
     spares: bool = True
+    log_format: str = "text"
+    config_file: str | None = None
+    print_config: bool = False
     command: tuple[str, ...] = ("run",)
     base_env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    argv: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    # key -> where its value came from: "--flag", "$VAR", "file FILE", "default"
+    sources: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def embedded_redis(self) -> bool:
@@ -97,6 +109,17 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
                     "debug, info, warning, error, critical"),
     "--spares": ("TCPWS_SPARES", "on", cli.boolean,
                  "keep a pre-imported spare web and tcp process for fast restarts: on|off"),
+    "--log-format": ("TCPWS_LOG_FORMAT", "text", lambda t: cli.choice(t, LOG_FORMATS),
+                     "text, or json: one object per line, from every process"),
+}
+# The type a config-file value must have, per top-level key.
+_KINDS: dict[str, str] = {
+    **{key_of(flag): "str" for flag in _OPTIONS},
+    **{key: "int" for key in ("http_port", "tcp_workers", "web_workers", "max_start_failures",
+                              "max_clients")},
+    **{key: "float" for key in ("stop_timeout", "start_timeout", "http_timeout")},
+    "tcp_port": "ports", "ack": "bool", "redis_durable": "bool", "spares": "bool",
+    "coalesce_ms": "float",
 }
 _SWITCHES = {
     "--ack": ("TCPWS_ACK", "tcp workers acknowledge stored lines (+N)"),
@@ -107,9 +130,9 @@ _SWITCHES = {
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m supervisor",
                 description="Run redis, web and tcp workers; or talk to a running "
-                            "supervisor: status | scale tcp N | restart NAME | stop.")
+                            "supervisor: status | scale tcp N | restart NAME | reload | stop.")
     p.add_argument("command", nargs="*", help="run (default), status, scale tcp N, "
-                                              "restart NAME, stop")
+                                              "restart NAME, reload, stop")
     for flag, (env, default, _conv, text) in _OPTIONS.items():
         p.add_argument(flag, default=None, help=f"{text} (${env}, default {default!r})")
     p.add_argument("--tcp-port", action="append", default=None,
@@ -117,33 +140,84 @@ def build_parser() -> argparse.ArgumentParser:
                         "default 8001,8002,8003)")
     for flag, (env, text) in _SWITCHES.items():
         p.add_argument(flag, action="store_true", default=None, help=f"{text} (${env})")
+    p.add_argument("--config", default=None,
+                   help="TOML file: flags as keys, [tcp_worker] and [web] tables "
+                        "($TCPWS_CONFIG, default none)")
+    p.add_argument("--print-config", action="store_true", default=False,
+                   help="print the effective configuration, each value's source, and exit")
     return p
 
 
-def _value(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> Any:
+@dataclass
+class _Layers:
+    """Where values come from, in order, and the record of which one won."""
+
+    ns: argparse.Namespace
+    environ: Mapping[str, str]
+    file: ConfigFile | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def raw(self, flag: str, env: str) -> tuple[Any, str] | None:
+        """The text (or file value) for `flag`, and its source; None: default."""
+        key = key_of(flag)
+        value = getattr(self.ns, key)
+        if value is not None and value is not False:
+            return value, flag
+        if self.environ.get(env, "") != "":
+            return self.environ[env], env
+        if self.file is not None and self.file.get(key) is not None:
+            return self.file.get(key), f"{self.file.path}: {key}"
+        return None
+
+    def note(self, flag: str, source: str | None) -> None:
+        self.sources[key_of(flag)] = source or "default"
+
+
+def _value(layers: _Layers, flag: str) -> Any:
     env, default, conv, _text = _OPTIONS[flag]
-    raw = getattr(ns, flag.lstrip("-").replace("-", "_"))
-    source = flag
-    if raw is None and environ.get(env, "") != "":
-        raw, source = environ[env], env
-    if raw is None:
+    found = layers.raw(flag, env)
+    layers.note(flag, found[1] if found else None)
+    if found is None:
         return conv(default) if isinstance(default, str) else default
+    raw, source = found
+    text = str(raw)
     try:
-        return conv(raw)
+        return conv(text)
     except cli.NotANumber:
         raise ConfigError(f"{source}: invalid value {raw!r}") from None
     except cli.BadValue as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _switch(ns: argparse.Namespace, flag: str, environ: Mapping[str, str]) -> bool:
+def _switch(layers: _Layers, flag: str) -> bool:
     env = _SWITCHES[flag][0]
-    if getattr(ns, flag.lstrip("-").replace("-", "_")):
-        return True
+    found = layers.raw(flag, env)
+    layers.note(flag, found[1] if found else None)
+    if found is None:
+        return False
+    raw, source = found
+    if isinstance(raw, bool):
+        return raw
     try:
-        return cli.boolean(environ.get(env, ""))
+        return cli.boolean(raw)
     except cli.BadValue as exc:
-        raise ConfigError(f"{env}: {exc}") from None
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _config_file(ns: argparse.Namespace, environ: Mapping[str, str],
+                 strict: bool) -> ConfigFile | None:
+    """The file, checked. A control command (`reload`, `status`) only reads
+    where the control socket is from it, and a broken file is the running
+    supervisor's to judge and report: not `strict`, it is then ignored."""
+    path = ns.config or environ.get("TCPWS_CONFIG") or None
+    if path is None:
+        return None
+    try:
+        return load(path, _KINDS)
+    except FileError as exc:
+        if not strict:
+            return None
+        raise ConfigError(str(exc)) from None
 
 
 def parse_ports(values: Sequence[str], source: str) -> tuple[int, ...]:
@@ -194,12 +268,10 @@ def _split(text: str, flag: str) -> tuple[str, ...]:
 def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConfig:
     """Build and validate the configuration; raise ConfigError (one line)."""
     ns = build_parser().parse_intermixed_args(list(argv))
-    v = {flag: _value(ns, flag, environ) for flag in _OPTIONS}
-    if ns.tcp_port is not None:
-        tcp_ports = parse_ports(ns.tcp_port, "--tcp-port")
-    else:
-        tcp_ports = parse_ports([environ.get("TCPWS_TCP_PORTS") or "8001,8002,8003"],
-                                "TCPWS_TCP_PORTS")
+    command = tuple(ns.command) or ("run",)
+    layers = _Layers(ns, environ, _config_file(ns, environ, strict=command[0] == "run"))
+    v = {flag: _value(layers, flag) for flag in _OPTIONS}
+    tcp_ports = _tcp_ports(layers)
     http_port: int = v["--http-port"]
     if len(set(tcp_ports)) != len(tcp_ports):
         raise ConfigError(f"--tcp-port: a port is given twice: {tcp_ports}")
@@ -210,7 +282,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
             raise ConfigError(f"{flag}: must be more than 0, not {v[flag]}")
     if not v["--http-timeout"] >= 0:
         raise ConfigError(f"--http-timeout: must be 0 or more, not {v['--http-timeout']}")
-    durable = _switch(ns, "--redis-durable", environ)
+    durable = _switch(layers, "--redis-durable")
     listen = parse_listen(v["--redis-listen"]) if v["--redis-listen"] else None
     if listen is not None and listen[1] in (http_port, *tcp_ports):
         raise ConfigError(f"--redis-listen: port {listen[1]} is already used by tcpws")
@@ -221,7 +293,6 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     if listen is not None and not password:
         raise ConfigError("--redis-listen exposes Redis to the network: set a password with "
                           "--redis-password or TCPWS_REDIS_PASSWORD")
-    command = tuple(ns.command) or ("run",)
     if command[0] not in COMMANDS:
         raise ConfigError(f"unknown command {command[0]!r} (expected one of "
                           f"{', '.join(COMMANDS)})")
@@ -229,14 +300,37 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         host=v["--host"], http_port=http_port, tcp_ports=tcp_ports,
         tcp_workers=v["--tcp-workers"], web_workers=v["--web-workers"],
         redis_url=v["--redis-url"], stop_timeout=v["--stop-timeout"],
-        ack=_switch(ns, "--ack", environ), redis_durable=durable,
+        ack=_switch(layers, "--ack"), redis_durable=durable,
         redis_dir=v["--redis-dir"], redis_listen=listen, redis_password=password,
         start_timeout=v["--start-timeout"], max_start_failures=v["--max-start-failures"],
         control_socket=v["--control-socket"] or default_control_socket(http_port, environ),
-        tcp_worker_args=_split(v["--tcp-worker-args"], "--tcp-worker-args"),
-        web_args=_split(v["--web-args"], "--web-args"),
+        tcp_worker_args=_child_args(layers, "tcp_worker", v["--tcp-worker-args"]),
+        web_args=_child_args(layers, "web", v["--web-args"]),
         max_clients=v["--max-clients"], coalesce_ms=v["--coalesce-ms"],
         http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],
-        log_level=v["--log-level"], spares=v["--spares"], command=command, base_env=dict(environ),
+        log_level=v["--log-level"], log_format=v["--log-format"], spares=v["--spares"],
+        config_file=layers.file.path if layers.file else None, print_config=ns.print_config,
+        command=command, base_env=dict(environ), argv=tuple(argv), sources=layers.sources,
     )
+
+
+def _tcp_ports(layers: _Layers) -> tuple[int, ...]:
+    found = layers.raw("--tcp-port", "TCPWS_TCP_PORTS")
+    layers.note("--tcp-port", found[1] if found else None)
+    if found is None:
+        return parse_ports(["8001,8002,8003"], "default")
+    raw, source = found
+    if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+        return parse_ports(raw, source)  # repeated --tcp-port flags
+    return parse_ports([as_text(raw)], source)
+
+
+def _child_args(layers: _Layers, table: str, flag_text: str) -> tuple[str, ...]:
+    """The file's [table] flags first, then --*-args: argparse lets the
+    later of two equal flags win, so the command line (or env) still wins."""
+    from_file = layers.file.child_args.get(table, ()) if layers.file else ()
+    flag = "--tcp-worker-args" if table == "tcp_worker" else "--web-args"
+    if from_file:
+        layers.sources[f"[{table}]"] = f"{layers.file.path if layers.file else ''}"
+    return (*from_file, *_split(flag_text, flag))

@@ -20,8 +20,9 @@ import stat
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from supervisor.commands import Command, Restart, RestartAll, Scale, Stop
-from supervisor.config import ConfigError
+from supervisor.commands import Command, Reload, Restart, RestartAll, Scale, Stop
+from supervisor.config import ConfigError, SupervisorConfig
+from supervisor.reload import reread
 from supervisor.slot import Slot
 
 log = logging.getLogger("supervisor")
@@ -29,6 +30,7 @@ log = logging.getLogger("supervisor")
 Handler = Callable[[list[str]], dict[str, Any]]
 MAX_REQUEST = 4096
 CLIENT_TIMEOUT = 5.0
+RELOAD_TIMEOUT = 60.0  # a reload runs each child once to check its flags
 
 
 class Controlled(Protocol):
@@ -39,6 +41,9 @@ class Controlled(Protocol):
 
     @property
     def stop_requested(self) -> asyncio.Event: ...
+
+    @property
+    def config(self) -> SupervisorConfig: ...
 
     def request(self, command: Command) -> None: ...
 
@@ -57,6 +62,8 @@ def answer(supervisor: Controlled, words: list[str]) -> dict[str, Any]:
         case ["scale", "tcp", n] if n.isdigit() and int(n) >= 1:
             supervisor.request(Scale(int(n)))
             return {"ok": True, "message": f"scaling to {int(n)} tcp worker(s) per port"}
+        case ["reload"]:
+            return {"ok": True, "later": reload_answer(supervisor)}
         case ["restart", "all"]:
             supervisor.request(RestartAll())
             return {"ok": True, "message": "rolling restart of every worker"}
@@ -66,7 +73,19 @@ def answer(supervisor: Controlled, words: list[str]) -> dict[str, Any]:
         case ["restart", name]:
             return {"ok": False, "error": f"no worker named {name!r} (see status; "
                                           "the embedded redis is not restartable)"}
-    return {"ok": False, "error": "usage: status | scale tcp N | restart NAME|all | stop"}
+    return {"ok": False, "error": "usage: status | scale tcp N | restart NAME|all | reload | stop"}
+
+
+async def reload_answer(supervisor: Controlled) -> dict[str, Any]:
+    """Read the configuration again off the loop (checking the children's
+    tables runs them), then queue what it takes, or refuse it."""
+    try:
+        config, plan = await asyncio.to_thread(reread, supervisor.config)
+    except ConfigError as exc:
+        log.warning("reload refused, nothing changed: %s", exc)
+        return {"ok": False, "error": f"reload refused, nothing changed: {exc}"}
+    supervisor.request(Reload(config, plan))
+    return {"ok": True, "message": plan.describe()}
 
 
 class ControlUnavailable(RuntimeError):
@@ -117,6 +136,8 @@ class ControlServer:
         try:
             line = await asyncio.wait_for(reader.readline(), CLIENT_TIMEOUT)
             reply = self._answer(line)
+            if "later" in reply:  # an answer that takes a while, off the loop
+                reply = await reply["later"]
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
         except (OSError, TimeoutError, ValueError) as exc:

@@ -82,7 +82,8 @@ class Pool:
             for slot in slots[len(slots) + steps:] if steps < 0 else []:
                 self.retiring.add(slot.name)
                 self._spawn(self._retire(slot), self._tasks)
-        log.info("tcp workers per port: %d", len(self.tcp(self.config.tcp_ports[0])))
+        count = len(self.tcp(self.config.tcp_ports[0]))
+        log.info("tcp workers per port: %d", count, extra={"tcp_workers": count})
 
     def roll(self, names: list[str] | None = None) -> None:
         """Rolling restart of `names`, or of every web and tcp worker."""

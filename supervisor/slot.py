@@ -147,7 +147,9 @@ class Slot:
             self.backoff.succeeded(time.monotonic() - (ended.ready_at or ended.started))
             delay = self.backoff.next_delay()
             log.warning("%s exited unexpectedly: %s; restarting in %.1f s",
-                        self.name, report.reason, delay)
+                        self.name, report.reason, delay,
+                        extra={"child": self.name, "exit_code": report.returncode,
+                               "restarts": self.restarts, "delay": delay})
         return await self._shutdown()
 
     async def _start_one(self, place: Starting | Replacing, restart: bool = False) -> Child | None:
@@ -207,7 +209,8 @@ class Slot:
             self.mode = Serving(child)
         if not self.first_ready.done():
             self.first_ready.set_result(True)
-        log.info("%s ready (pid %d)", self.name, child.pid)
+        log.info("%s ready (pid %d)", self.name, child.pid,
+                 extra={"child": self.name, "child_pid": child.pid})
         while True:
             mode = self.mode
             if isinstance(mode, Replacing):

@@ -15,12 +15,13 @@ import sys
 from supervisor.config import SupervisorConfig
 from supervisor.plan import Kind, StageBudgets
 from supervisor.redis_stage import EmbeddedRedis
+from supervisor.sdnotify import SYSTEMD_ONLY
 from supervisor.slot import ChildSpec
 from supervisor.sockets import Listeners
 from tcpws.cli import LISTEN_FD_ENV, NAME_ENV, NOTIFY_FD_ENV, ChildEnv
 
 # Inherited from our own environment, these would mislead a child.
-NOT_INHERITED = (LISTEN_FD_ENV, NOTIFY_FD_ENV, "PORT")
+NOT_INHERITED = (LISTEN_FD_ENV, NOTIFY_FD_ENV, "PORT", *SYSTEMD_ONLY)
 
 
 class SpecFactory:
@@ -58,7 +59,8 @@ class SpecFactory:
         assert port is not None
         sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]
         env = self._env(name, sock.fileno())
-        common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
+        common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level,
+                  "--log-format", cfg.log_format]
         if kind is Kind.WEB:
             argv = [sys.executable, "-m", "web", *common,
                     "--shutdown-timeout", str(self.budgets.web_shutdown),

@@ -15,11 +15,13 @@ import signal
 from collections.abc import Mapping
 from functools import partial
 
+from supervisor import reload
 from supervisor.commands import (
     HANDLED_SIGNALS,
     STOP_SIGNALS,
     Command,
     Fatal,
+    Reload,
     Restart,
     RestartAll,
     Scale,
@@ -41,6 +43,7 @@ from supervisor.plan import (
 )
 from supervisor.pool import Pool
 from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
+from supervisor.service import Service
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.spare import Spares
@@ -61,7 +64,8 @@ class Supervisor:
         self.budgets = stage_budgets(config.stop_timeout, redis is not None)
         self.specs = SpecFactory(config, listeners, redis, self.budgets)
         self.output = OutputMux(padded_width(initial_names(
-            config.tcp_ports, config.tcp_workers, config.web_workers, redis is not None)))
+            config.tcp_ports, config.tcp_workers, config.web_workers, redis is not None)),
+            as_json=config.log_format == "json")
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         self.stop_requested = asyncio.Event()
         self.force = asyncio.Event()
@@ -70,6 +74,8 @@ class Supervisor:
         self.spares = Spares(self.specs, self.output, enabled=config.spares)
         self.pool = Pool(config, self.specs, self.output, self.on_give_up, self.budgets.tcp,
                          self.stop_requested, self.force, from_spare=self.spares.take)
+        self.service = Service.from_environ(config.base_env, lambda: list(self.slots.values()),
+                                            "embedded" if redis is not None else "external")
 
     @property
     def slots(self) -> Mapping[str, Slot]:
@@ -127,6 +133,7 @@ class Supervisor:
                    and await self.start_web()
                    and await self.start_tcp())
         if started:
+            self.service.ready()
             log.info("tcpws ready: http://%s:%d/ (WebSocket /ws), TCP ports %s", self.config.host,
                      self.config.http_port, ",".join(map(str, self.config.tcp_ports)))
         return started
@@ -153,6 +160,7 @@ class Supervisor:
 
     async def _start_stage(self, kind: Kind, slots: list[Slot]) -> bool:
         log.info("starting %s: %s", kind, ", ".join(s.name for s in slots))
+        self.service.stage(kind)
         if not await self.pool.start_all(slots):
             return False
         log.info("stage %s ready", kind)
@@ -182,6 +190,9 @@ class Supervisor:
                 return self.handle_hup()
             case Restart(name):
                 return self.handle_restart(name)
+            case Reload(config, plan):
+                reload.apply(self, config, plan)
+                return True
         return True
 
     def handle_exit(self, why: str) -> bool:
@@ -223,6 +234,7 @@ class Supervisor:
         """Stop tcp → web → redis; each stage within its own time-out.
         After a second SIGTERM/SIGINT (`force`), stragglers get SIGKILL at once."""
         self.pool.cancel_rolling()
+        self.service.stopping()
         await self.spares.stop()  # idle, but they hold listening sockets of the stages
         for kind in STOP_ORDER:
             slots = self.pool.of(kind)
@@ -233,13 +245,15 @@ class Supervisor:
             for sock in self.listeners.of(kind):
                 sock.close()
             budget = self.budgets.of(kind)
+            self.service.extend(budget, kind)
             log.info("stopping %s: %s (time-out %.1f s)", kind,
                      ", ".join(s.name for s in slots), budget)
             for report in await asyncio.gather(*(s.stop(budget, self.force) for s in slots)):
+                fields = {"child": report.name, "exit_code": report.returncode} if report else {}
                 if report is not None and report.clean:
-                    log.info("%s", report)
+                    log.info("%s", report, extra=fields)
                 elif report is not None:
-                    log.error("%s", report)
+                    log.error("%s", report, extra=fields)
                     self.problems.append(str(report))
             log.info("%s stopped", kind)
 
@@ -250,7 +264,9 @@ async def main(config: SupervisorConfig, listeners: Listeners,
     supervisor = Supervisor(config, listeners, redis)
     control = ControlServer(config.control_socket, partial(answer, supervisor))
     await control.start()
+    service = asyncio.ensure_future(supervisor.service.run())
     try:
         return await supervisor.run()
     finally:
+        service.cancel()
         await control.close()

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tcpws.cli import check_only
 from tcpws.gctune import tune_gc
 from tcpws.heartbeat import remove_heartbeat, write_heartbeat
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket, notify_ready
@@ -211,7 +212,9 @@ def raise_fd_limit(connections: int) -> None:
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     config = from_args(sys.argv[1:] if argv is None else argv,
                        os.environ if environ is None else environ)
-    setup_logging(config.name, config.log_level)
+    if check_only(os.environ):
+        return 0
+    setup_logging(config.name, config.log_level, config.log_format)
     die_with_parent(config.parent_pid)
     raise_fd_limit(config.max_connections)
     try:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tcpws import cli
+from tcpws.logs import LOG_FORMATS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -36,6 +37,7 @@ class Config:
     max_pending_bytes: int = 4 * MIB
     coalesce: float = cli.DEFAULT_COALESCE_MS / 1000  # seconds; 0 = no window
     log_level: str = "info"
+    log_format: str = "text"
     hostname: str = "localhost"
     parent_pid: int | None = None
     listen_fd: int | None = None
@@ -85,6 +87,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    default=env("TCPWS_COALESCE_MS", str(cli.DEFAULT_COALESCE_MS)),
                    help="longest a line waits to share a Redis call with other connections' "
                         "lines, when they arrive fast; 0 = never wait (env TCPWS_COALESCE_MS)")
+    p.add_argument("--log-format", type=lambda t: cli.choice(t, LOG_FORMATS),
+                   default=env("TCPWS_LOG_FORMAT", "text"),
+                   help="text, or json: one object per line (env TCPWS_LOG_FORMAT)")
     p.add_argument("--log-level", type=cli.log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
                    help="debug, info, warning, error, critical (env TCPWS_LOG_LEVEL)")
     return p
@@ -120,7 +125,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         drain_timeout=ns.drain_timeout,
         max_pending_bytes=ns.max_pending_bytes,
         coalesce=ns.coalesce_ms / 1000,
-        log_level=ns.log_level,
+        log_level=ns.log_level, log_format=ns.log_format,
         hostname=socket.gethostname(),
         parent_pid=child.parent_pid,
         listen_fd=child.listen_fd,

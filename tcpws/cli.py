@@ -22,6 +22,7 @@ PARENT_PID_ENV = "TCPWS_PARENT_PID"  # the child dies with this pid (PR_SET_PDEA
 LISTEN_FD_ENV = "TCPWS_LISTEN_FD"  # an inherited listening socket to serve
 NOTIFY_FD_ENV = "TCPWS_NOTIFY_FD"  # write one line here once ready, then close it
 NAME_ENV = "TCPWS_NAME"  # the child's name in logs and heartbeats
+CHECK_ONLY_ENV = "TCPWS_CHECK_ONLY"  # set: parse the flags, exit 0 (or 2), start nothing
 
 # CLIENT SETNAME prefixes, so an operator (and the honcho redis entry) can
 # tell our Redis connections apart.
@@ -58,6 +59,12 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         fail(self.prog, message)
+
+
+def check_only(environ: Mapping[str, str]) -> bool:
+    """True when the process is only asked whether its flags are good (the
+    supervisor checking a config file's [tcp_worker] or [web] table)."""
+    return environ.get(CHECK_ONLY_ENV, "") == "1"
 
 
 def integer(text: str) -> int:
@@ -123,6 +130,14 @@ def log_level(text: str) -> str:
     if level not in LOG_LEVELS:
         raise BadValue(f"unknown log level (expected {', '.join(LOG_LEVELS)})", text)
     return level
+
+
+def choice(text: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, any case; returned lower-case."""
+    value = text.strip().lower()
+    if value not in choices:
+        raise BadValue(f"expected one of {', '.join(choices)}", text)
+    return value
 
 
 def boolean(text: str) -> bool:

@@ -11,6 +11,12 @@ until no tcp worker is connected any more (clients named ``tcpws-tcp:*``,
 seen in CLIENT LIST) or a grace period has passed, and only then stops Redis
 and exits 0, well inside honcho's 5 s.
 
+It also listens on a Unix socket at a path relative to the project
+(``--socket``, default ``.tcpws/honcho/redis.sock``), which is where the
+Procfile's web and tcp_worker entries look when no ``REDIS_URL`` is set:
+``honcho start -p BASE`` moves every TCP port, a path in the project does not
+move, so nothing has to be edited for any base.
+
 redis-server runs in its own process group, so honcho's group-wide SIGTERM
 reaches only this wrapper; it gets PDEATHSIG=KILL (through `setpriv`), so a
 SIGKILLed wrapper leaves no Redis behind holding the port.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -42,6 +49,7 @@ log = logging.getLogger("tcpws.redis")
 PROG = "python -m tcpws.procfile_redis"
 DEFAULT_PORT = 6379
 DEFAULT_GRACE = 3.5
+DEFAULT_SOCKET = ".tcpws/honcho/redis.sock"  # the Procfile's entries look here too
 POLL_INTERVAL = 0.05
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 1.0
@@ -52,6 +60,7 @@ class RedisEntryConfig:
     port: int
     grace: float
     log_level: str
+    socket: str = ""
 
     @classmethod
     def from_args(cls, argv: Sequence[str], environ: Mapping[str, str]) -> RedisEntryConfig:
@@ -73,8 +82,13 @@ class RedisEntryConfig:
                             default=environ.get("TCPWS_LOG_LEVEL", "info"),
                             help=f"{', '.join(cli.LOG_LEVELS)} "
                                  "(default: $TCPWS_LOG_LEVEL, else info)")
+        parser.add_argument("--socket", default=environ.get("TCPWS_REDIS_SOCKET", DEFAULT_SOCKET),
+                            help="Unix socket, relative to the working directory, where the "
+                                 "Procfile's entries find Redis; '' for none "
+                                 f"(default: $TCPWS_REDIS_SOCKET, else {DEFAULT_SOCKET})")
         args = parser.parse_args(list(argv))
-        return cls(port=args.port, grace=args.grace, log_level=args.log_level)
+        return cls(port=args.port, grace=args.grace, log_level=args.log_level,
+                   socket=args.socket)
 
 
 class StopFlag:
@@ -103,9 +117,34 @@ def _forward(stream: IO[bytes]) -> None:
         sys.stdout.flush()
 
 
-def spawn_redis(port: int) -> subprocess.Popen[bytes]:
+class SocketInUse(RuntimeError):
+    """Another redis entry (another honcho run of this checkout) serves the socket."""
+
+
+def prepare_socket(path: str) -> str | None:
+    """The absolute path for redis-server's `--unixsocket` (its directory
+    made, mode 0700), or None for no socket. redis-server unlinks whatever is
+    at the path, so a live socket of another run is refused first."""
+    if not path:
+        return None
+    full = os.path.abspath(path)
+    os.makedirs(os.path.dirname(full), mode=0o700, exist_ok=True)
+    if os.path.exists(full):
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(full)
+            except OSError:
+                return full  # left by a run that was killed: redis-server replaces it
+        raise SocketInUse(f"{path} is served by another running redis entry "
+                          "(another `honcho start` in this directory?)")
+    return full
+
+
+def spawn_redis(port: int, unixsocket: str | None = None) -> subprocess.Popen[bytes]:
     """Start redis-server in its own session, dying with us when possible."""
-    argv = dying_with_parent(redis_argv(find_redis_server(), port=port, bind="127.0.0.1"))
+    argv = dying_with_parent(redis_argv(find_redis_server(), port=port, bind="127.0.0.1",
+                                        unixsocket=unixsocket))
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     assert proc.stdout is not None
@@ -175,8 +214,9 @@ def run(config: RedisEntryConfig) -> int:
     signal.signal(signal.SIGTERM, stop.handle)
     signal.signal(signal.SIGINT, stop.handle)
     try:
-        proc = spawn_redis(config.port)
-    except RedisNotFound as exc:
+        unixsocket = prepare_socket(config.socket)
+        proc = spawn_redis(config.port, unixsocket)
+    except (RedisNotFound, SocketInUse, OSError) as exc:
         log.error("%s", exc)
         return 2
     client = redis.Redis(host="127.0.0.1", port=config.port, socket_timeout=1.0,
@@ -191,7 +231,8 @@ def run(config: RedisEntryConfig) -> int:
                       config.port, proc.poll())
             stop_redis(proc)
             return 1
-        log.info("redis ready on 127.0.0.1:%d (redis-server pid %d)", config.port, proc.pid)
+        log.info("redis ready on 127.0.0.1:%d%s (redis-server pid %d)", config.port,
+                 f" and unix://{unixsocket}" if unixsocket else "", proc.pid)
         while not stop.should_exit:
             time.sleep(POLL_INTERVAL)
             if proc.poll() is not None:

@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from tcpws.cli import check_only
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket
 from tcpws.logs import setup_logging
 from tcpws.redisconn import redact_url
@@ -32,8 +33,10 @@ def listening_socket(config: WebConfig) -> socket.socket:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = WebConfig.from_args(sys.argv[1:] if argv is None else argv, os.environ)
+    if check_only(os.environ):
+        return 0
     die_with_parent(config.parent_pid)
-    setup_logging(config.name, config.log_level)
+    setup_logging(config.name, config.log_level, config.log_format)
     if config.log_level != "debug":
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     redact.install(config.ws_token)  # uvicorn logs request lines, ?token= included

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tcpws import cli
+from tcpws.logs import LOG_FORMATS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -28,6 +29,7 @@ class WebConfig:
     shutdown_timeout: float = 5.0
     ws_per_message_deflate: bool = False
     log_level: str = "info"
+    log_format: str = "text"
     parent_pid: int | None = None
     listen_fd: int | None = None
     notify_fd: int | None = None
@@ -81,6 +83,9 @@ class WebConfig:
         p.add_argument("--ws-per-message-deflate", type=cli.boolean, nargs="?", const=True,
                        default=env("TCPWS_WS_PER_MESSAGE_DEFLATE", "false"),
                        help="offer permessage-deflate (TCPWS_WS_PER_MESSAGE_DEFLATE)")
+        p.add_argument("--log-format", type=lambda t: cli.choice(t, LOG_FORMATS),
+                       default=env("TCPWS_LOG_FORMAT", "text"),
+                       help="text, or json: one object per line (env TCPWS_LOG_FORMAT)")
         p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=cli.log_level,
                        help="log level (TCPWS_LOG_LEVEL)")
         ns = p.parse_args(list(argv))
@@ -108,7 +113,7 @@ class WebConfig:
             slow_client_grace=ns.slow_client_grace,
             shutdown_timeout=ns.shutdown_timeout,
             ws_per_message_deflate=ns.ws_per_message_deflate,
-            log_level=ns.log_level,
+            log_level=ns.log_level, log_format=ns.log_format,
             parent_pid=child.parent_pid,
             listen_fd=child.listen_fd,
             notify_fd=child.notify_fd,

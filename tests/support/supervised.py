@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,13 @@ class System:
         wait_until(lambda: self.child(name)["state"] == "ready", 20, what=f"{name} ready")
         pid: int = self.child(name)["pid"]
         return pid
+
+    def wait_restarted(self, name: str, old_pid: int, timeout: float = 20) -> None:
+        """Until `name` is ready again with a process other than `old_pid`."""
+        def back() -> bool:
+            child = self.child(name)
+            return child["state"] == "ready" and child["pid"] not in (None, old_pid)
+        wait_until(back, timeout, what=f"{name} restarted")
 
     def tcp_counts(self) -> dict[int, int]:
         counts = dict.fromkeys(self.tcp_ports, 0)
@@ -152,13 +159,17 @@ class Watcher(threading.Thread):
 
 @contextlib.contextmanager
 def supervised(*args: str, tcp_ports: int = 1, ready: bool = True,
-               env: dict[str, str] | None = None) -> Iterator[System]:
+               env: dict[str, str] | None = None,
+               launcher: Callable[[int, list[int]], Sequence[str]] | None = None,
+               ) -> Iterator[System]:
     """Run `python -m supervisor` on free ports; stop it and check that
-    none of its children is left."""
+    none of its children is left. `launcher(http_port, tcp_ports)` gives an
+    argv prefix that execs the supervisor (systemd-socket-activate, say)."""
     ports = [free_port() for _ in range(tcp_ports)]
     http = free_port()
     control = f"/tmp/tcpws-test-{os.getpid()}-{http}.sock"
-    argv = [PYTHON, "-m", "supervisor", "--http-port", str(http),
+    argv = [*(launcher(http, ports) if launcher else ()),
+            PYTHON, "-m", "supervisor", "--http-port", str(http),
             "--tcp-port", ",".join(map(str, ports)), "--control-socket", control,
             *args]
     full_env = {"REDIS_URL": "", **(env or {})}

@@ -29,6 +29,7 @@ from tcpws.protocol import LIVE_CHANNEL, decode_live
 from testkit.procfs import pid_alive
 from testkit.procs import PYTHON, ROOT, Proc, free_port, port_open, python_module, wait_until
 
+NO_SOCKET = {"TCPWS_REDIS_SOCKET": ""}  # the redis entry alone: no socket in the checkout
 STARTED = re.compile(r"system\s+\| (\S+) started \(pid=(\d+)\)")
 STOPPED = re.compile(r"system\s+\| (\S+) stopped \(rc=(-?\d+)\)")
 
@@ -66,22 +67,28 @@ def free_port_base(tcp_workers: int) -> int:
 class HonchoRun:
     """`honcho start` on the repo's Procfile, with its output parsed."""
 
-    def __init__(self, tmp_path: Path, tcp_workers: int) -> None:
+    def __init__(self, tmp_path: Path, tcp_workers: int, repo_env: bool = False) -> None:
+        """`repo_env`: the repo's .env exactly as committed; else an env file
+        of the test's, REDIS_URL on the redis entry's TCP port."""
         self.tcp_workers = tcp_workers
         self.base = free_port_base(tcp_workers)
         self.redis_port = self.base
         self.web_port = self.base + 100
         self.tcp_ports = [self.base + 200 + i for i in range(tcp_workers)]
         env_file = tmp_path / "honcho.env"
-        # The repo's .env with only the Redis address changed.
-        lines = [ln for ln in (ROOT / ".env").read_text().splitlines()
-                 if not ln.startswith("REDIS_URL=")]
-        lines.append(f"REDIS_URL=redis://127.0.0.1:{self.redis_port}/0")
-        env_file.write_text("\n".join(lines) + "\n")
-        argv = python_module("honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(ROOT),
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        root = tmp_path  # honcho's working directory: the redis entry's socket goes there
+        if repo_env:
+            env_file = ROOT / ".env"
+            self.redis_url = f"unix://{tmp_path}/.tcpws/honcho/redis.sock"
+        else:  # the repo's .env with a Redis address added
+            lines = (ROOT / ".env").read_text().splitlines()
+            lines.append(f"REDIS_URL={self.redis_url}")
+            env_file.write_text("\n".join(lines) + "\n")
+        argv = python_module("honcho", "start", "-f", str(ROOT / "Procfile"), "-d", str(root),
                              "-e", str(env_file), "-p", str(self.base), "--no-colour",
                              "-c", f"tcp_worker={tcp_workers}")
-        self.proc = Proc(argv, env={"PYTHON": PYTHON}, name="honcho")
+        self.proc = Proc(argv, env={"PYTHON": PYTHON}, cwd=root, name="honcho")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         names = ["web.1", *(f"tcp_worker.{i + 1}" for i in range(self.tcp_workers))]
@@ -109,7 +116,7 @@ class HonchoRun:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             return False
-        return (f"REDIS_URL=redis://127.0.0.1:{self.redis_port}/0".encode() in environ
+        return (f"REDIS_URL={self.redis_url}".encode() in environ
                 or (b"redis-server" in cmdline and str(self.redis_port).encode() in cmdline))
 
     def kill_leftovers(self) -> None:
@@ -134,8 +141,9 @@ def honcho_factory(tmp_path: Path) -> Iterator[list[HonchoRun]]:
         run.kill_leftovers()
 
 
-def start_honcho(runs: list[HonchoRun], tmp_path: Path, tcp_workers: int = 3) -> HonchoRun:
-    run = HonchoRun(tmp_path, tcp_workers)
+def start_honcho(runs: list[HonchoRun], tmp_path: Path, tcp_workers: int = 3,
+                 repo_env: bool = False) -> HonchoRun:
+    run = HonchoRun(tmp_path, tcp_workers, repo_env)
     runs.append(run)
     run.wait_ready()
     return run
@@ -180,7 +188,8 @@ def test_redis_entry_bad_config_is_one_line_and_exit_2(args: list[str],
 
 def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
     port = free_port()
-    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "20"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "20"),
+                env={"PORT": str(port), **NO_SOCKET},
                 name="redis-entry")
     try:
         proc.wait_for_output(rf"redis ready on 127\.0\.0\.1:{port}")
@@ -202,7 +211,8 @@ def test_redis_entry_waits_for_tcp_workers_then_exits_zero() -> None:
 
 def test_redis_entry_grace_bounds_the_wait() -> None:
     port = free_port()
-    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "0.5"), env={"PORT": str(port)},
+    proc = Proc(python_module("tcpws.procfile_redis", "--grace", "0.5"),
+                env={"PORT": str(port), **NO_SOCKET},
                 name="redis-entry")
     try:
         proc.wait_for_output(r"redis ready")
@@ -219,7 +229,8 @@ def test_redis_entry_grace_bounds_the_wait() -> None:
 
 def test_redis_entry_sigkilled_takes_redis_with_it() -> None:
     port = free_port()
-    proc = Proc(python_module("tcpws.procfile_redis"), env={"PORT": str(port)}, name="redis-entry")
+    proc = Proc(python_module("tcpws.procfile_redis"),
+                env={"PORT": str(port), **NO_SOCKET}, name="redis-entry")
     server_pid = 0
     try:
         server_pid = int(proc.wait_for_output(r"redis-server pid (\d+)").group(1))
@@ -306,16 +317,15 @@ class Observer(threading.Thread):
             self.client.close()
 
 
-def test_sigint_while_lines_flow_loses_nothing(honcho_factory: list[HonchoRun],
-                                               tmp_path: Path) -> None:
-    run = start_honcho(honcho_factory, tmp_path, tcp_workers=3)
-    observer = Observer(run.redis_port)
-    observer.start()
+def stop_while_flowing(run: HonchoRun, observer: Observer, flowing: int) -> str:
+    """SIGINT to honcho while one sender per port is sending; asserts a
+    clean stop in which every line sent was published exactly once, and
+    returns honcho's output."""
     stop = threading.Event()
     senders = [Sender(port, stop) for port in run.tcp_ports]
     for sender in senders:
         sender.start()
-    wait_until(lambda: len(observer.lines) >= 3000, 20, what="lines flowing")
+    wait_until(lambda: len(observer.lines) >= flowing, 20, what="lines flowing")
     run.proc.signal(signal.SIGINT)  # while the senders are still sending
     run.proc.wait_for_output(r"SIGINT received", 5)
     stop.set()
@@ -325,13 +335,23 @@ def test_sigint_while_lines_flow_loses_nothing(honcho_factory: list[HonchoRun],
     observer.join(10)
     output = run.proc.output()
     assert_clean_stop(run, output)
-    assert [s.error for s in senders] == [None] * 3
+    assert [s.error for s in senders] == [None] * len(senders)
     sent = [line for s in senders for line in s.sent]
-    missing = set(sent) - set(observer.lines)
+    published = [line for line in observer.lines if line.startswith("flow-")]  # the senders'
+    missing = set(sent) - set(published)
     assert not missing, f"{len(missing)} of {len(sent)} lines never published"
-    assert len(observer.lines) == len(sent), "a line was published twice"
+    assert len(published) == len(sent), "a line was published twice"
     # tcp_worker logs "N lines could not be published" (and exits 1) when it loses any
     assert "could not be published" not in output
+    return output
+
+
+def test_sigint_while_lines_flow_loses_nothing(honcho_factory: list[HonchoRun],
+                                               tmp_path: Path) -> None:
+    run = start_honcho(honcho_factory, tmp_path, tcp_workers=3)
+    observer = Observer(run.redis_port)
+    observer.start()
+    stop_while_flowing(run, observer, 3000)
 
 
 def test_kill_9_of_one_worker_stops_everything(honcho_factory: list[HonchoRun],

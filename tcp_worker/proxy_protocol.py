@@ -9,6 +9,9 @@ this reader is fed the same way and never awaits.
 `ProxyHeaderReader.feed(data)` takes the bytes of each read: None while the
 header is not complete, then the header (`rest` holds the bytes after it,
 the first bytes of the stream). `eof()` says the connection ended first.
+Before TLS, where no byte past the header may be read (`loop.start_tls`
+cannot be handed bytes read already), `header_bytes_in(peeked)` says how
+many of the bytes a MSG_PEEK saw to recv() and feed.
 Every bad header raises `ProxyHeaderError` with one of `CAUSES`:
 
   not_proxy  the first bytes are neither signature (plain client, scanner)
@@ -170,6 +173,18 @@ class ProxyHeaderReader:
         self.header, self.rest = header, bytes(self._buffer[header.length:])
         self._buffer.clear()
         return header
+
+    def header_bytes_in(self, peeked: bytes) -> int:
+        """How many of `peeked` (bytes waiting in the socket, seen with
+        MSG_PEEK, after those fed so far) belong to the header: a caller
+        that recv()s exactly that many and feeds them leaves the first byte
+        after the header, a TLS ClientHello say, in the socket for
+        `loop.connect_accepted_socket(..., ssl=...)`. Raises as `feed`."""
+        assert self.header is None, "header already read"
+        header = parse(bytes(self._buffer) + peeked, self._max_v2)
+        if header is None:
+            return len(peeked)  # all of it, and the header goes on past it
+        return header.length - len(self._buffer)
 
     def eof(self) -> None:
         """The connection ended: an error unless the header was read."""

@@ -199,3 +199,26 @@ def test_prefixed_garbage_never_raises_anything_else(case: tuple[bytes, ProxyHea
         parse(bytes(data))
     except ProxyHeaderError as exc:
         assert exc.cause in CAUSES
+
+
+@settings(max_examples=300)
+@given(st.sampled_from(CASES), st.binary(min_size=1, max_size=40),
+       st.lists(st.integers(1, 120), min_size=1, max_size=10))
+def test_peeking_never_reads_past_the_header(case: tuple[bytes, ProxyHeader], after: bytes,
+                                             arrivals: list[int]) -> None:
+    """As a socket would: bytes arrive in pieces, the reader peeks at what
+    waits, takes only the header's part, and the rest stays unread."""
+    data, expected = case
+    stream = data + after
+    arrived = consumed = 0
+    reader = ProxyHeaderReader()
+    for size in [*arrivals, len(stream)]:
+        arrived = min(len(stream), arrived + size)
+        take = reader.header_bytes_in(stream[consumed:arrived])
+        assert 0 <= take <= arrived - consumed
+        header = reader.feed(stream[consumed:consumed + take])
+        consumed += take
+        if header is not None:
+            break
+    assert header == expected
+    assert consumed == len(data) and reader.rest == b""

@@ -100,6 +100,7 @@ def create_app(hub: Hub) -> ASGIApp:
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     auth = stream_auth(config)
+    causes_logged: set[str] = set()  # a refusal is ordinary traffic: once per cause
 
     async def refuse(ws: WebSocket, reason_key: str, reason: str) -> None:
         hub.stats.drop(reason_key)
@@ -108,7 +109,10 @@ def create_app(hub: Hub) -> ASGIApp:
 
     async def refuse_auth(ws: WebSocket, refusal: Refusal) -> None:
         hub.stats.auth_failure(refusal.cause)
-        log.debug("stream from %s refused: %s", ws.client, refusal.reason)
+        if refusal.cause not in causes_logged:
+            causes_logged.add(refusal.cause)
+            log.warning("stream refused (%s): %s; further ones of this cause are only counted "
+                        "in tcpws_web_auth_failures_total", refusal.cause, refusal.reason)
         await ws.accept()
         await ws.close(refusal.code, fit_close_reason(refusal.reason))
 

@@ -71,9 +71,13 @@ async def test_hs256_good_bad_and_counted(redis_url: str, start_web: StartWeb,  
         await publisher.publish((8001, "one"), (8002, "two"))
         assert await data_of(good, 2) == ["one", "two"]
         assert await data_of(by_header, 2) == ["one", "two"]
+    code, _ = await closed_with(web, f"?token={bad['bad signature']}")  # a second one
+    assert code == 1008
     text = await metric(web, "tcpws_web_auth_failures_total")
-    for cause in ("bad_signature", "alg_none", "wrong_alg", "expired", "missing"):
+    assert 'tcpws_web_auth_failures_total{cause="bad_signature"} 2.0' in text, text
+    for cause in ("alg_none", "wrong_alg", "expired", "missing"):
         assert f'tcpws_web_auth_failures_total{{cause="{cause}"}} 1.0' in text, text
+    assert web.proc.output().count("stream refused (bad_signature)") == 1  # once per cause
 
 
 async def test_ports_claim(redis_url: str, start_web: StartWeb,  # noqa: F811

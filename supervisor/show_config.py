@@ -12,7 +12,7 @@ from supervisor.config import SupervisorConfig
 from tcpws.redisconn import redact_url
 
 MASK = "***"
-SECRET_KEYS = frozenset({"redis_password"})
+SECRET_KEYS = frozenset({"redis_password", "jwt_secret", "metrics_token"})
 # Children's flags whose value is a secret (masked in [tcp_worker]/[web]).
 SECRET_CHILD_FLAGS = frozenset({"--ws-token", "--jwt-secret", "--metrics-token",
                                 "--redis-password"})

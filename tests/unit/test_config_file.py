@@ -23,7 +23,8 @@ SAMPLES: dict[str, Any] = {
     "web_args": "--max-clients 7", "max_clients": 50, "http_timeout": 3.5,
     "allowed_origins": "http://a.example", "log_level": "debug", "log_format": "json",
     "tcp_port": [9101, 9102], "ack": True, "redis_durable": None, "coalesce_ms": 1.5,
-    "spares": False,
+    "spares": False, "jwt_secret": "s" * 32, "jwt_public_key": None, "metrics_token": "m",
+    "http_tls_cert": None, "http_tls_key": None,
 }
 EXPECTED = {"tcp_port": ("tcp_ports", (9101, 9102)), "tcp_worker_args": ("tcp_worker_args",
             ("--idle-timeout", "5")), "web_args": ("web_args", ("--max-clients", "7"))}

@@ -27,6 +27,7 @@ class WebConfig:
     slow_client_grace: float = 2.0
     shutdown_timeout: float = 5.0
     ws_per_message_deflate: bool = False
+    sse_keepalive: float = 15.0
     log_level: str = "info"
     parent_pid: int | None = None
     listen_fd: int | None = None
@@ -81,6 +82,10 @@ class WebConfig:
         p.add_argument("--ws-per-message-deflate", type=cli.boolean, nargs="?", const=True,
                        default=env("TCPWS_WS_PER_MESSAGE_DEFLATE", "false"),
                        help="offer permessage-deflate (TCPWS_WS_PER_MESSAGE_DEFLATE)")
+        p.add_argument("--sse-keepalive", type=cli.seconds,
+                       default=env("TCPWS_SSE_KEEPALIVE", "15"),
+                       help="seconds of silence after which an SSE stream gets a comment line "
+                            "(proxies close idle streams); 0: off (TCPWS_SSE_KEEPALIVE)")
         p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=cli.log_level,
                        help="log level (TCPWS_LOG_LEVEL)")
         ns = p.parse_args(list(argv))
@@ -108,6 +113,7 @@ class WebConfig:
             slow_client_grace=ns.slow_client_grace,
             shutdown_timeout=ns.shutdown_timeout,
             ws_per_message_deflate=ns.ws_per_message_deflate,
+            sse_keepalive=ns.sse_keepalive,
             log_level=ns.log_level,
             parent_pid=child.parent_pid,
             listen_fd=child.listen_fd,

@@ -1,0 +1,168 @@
+"""One stream request, whatever its transport (`/ws` or `/sse`): its query
+parameters, its admission (token, parameters, the hub positioned, a resume
+point this history holds), then its life as a `web.clients.Client`. The
+transports differ only in how a refusal is said (a close code, or an HTTP
+status) and in `web.transport`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from dataclasses import dataclass
+
+from redis.exceptions import RedisError
+from starlette.datastructures import Headers, QueryParams
+
+from tcpws.protocol import StreamId, format_stream_id, parse_since
+from web.backlog import SlowClientRule
+from web.clients import Client, ClientClosed
+from web.config import WebConfig
+from web.history import history_head, replay
+from web.hub import Hub
+from web.session import Gone, race_receive
+from web.transport import Transport
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("raw", "json")
+# A handshake that arrives before the first Redis read is held this long,
+# then refused with 1013 (the page and resuming clients simply retry).
+START_WAIT = 5.0
+MAX_PORTS = 64
+
+
+@dataclass(frozen=True)
+class StreamParams:
+    fmt: str = "raw"
+    ports: frozenset[int] | None = None
+    since: tuple[StreamId, int] | None = None
+
+
+@dataclass(frozen=True)
+class Refusal(Exception):
+    """Why a stream request is not served: `code` and `reason` for a
+    WebSocket close, `status` for an HTTP answer; `key` names the drop
+    counted in tcpws_web_client_drops."""
+
+    key: str
+    code: int
+    reason: str
+    status: int
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
+        raise ValueError(f"port must be an integer 1-65535, got {text[:20]!r}")
+    return int(text)
+
+
+def parse_params(query: QueryParams, last_event_id: str | None = None) -> StreamParams:
+    """Validate the query parameters; ValueError says what is wrong.
+    An empty `port=` or `since=` means "not given" (what a page sends before
+    it has an id). `port=8001,8002` asks for several ports. An SSE client's
+    `Last-Event-ID` is newer than the `since=` of the URL it reconnects to,
+    so it wins."""
+    fmt = query.get("format", "raw").lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt[:20]!r}: use raw or json")
+    ports = None
+    text = query.get("port", "")
+    if text:
+        parts = text.split(",")
+        if len(parts) > MAX_PORTS:
+            raise ValueError(f"at most {MAX_PORTS} ports, got {len(parts)}")
+        ports = frozenset(_port(p.strip()) for p in parts)
+    since = None
+    text = last_event_id or query.get("since", "")
+    if text:
+        since = parse_since(text[:64])
+    return StreamParams(fmt, ports, since)
+
+
+def token_ok(config: WebConfig, query: QueryParams, headers: Headers) -> bool:
+    if config.ws_token is None:
+        return True
+    given = query.get("token")
+    auth = headers.get("authorization", "")
+    if given is None and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    return given is not None and hmac.compare_digest(given.encode(), config.ws_token.encode())
+
+
+async def admit(hub: Hub, query: QueryParams, headers: Headers,
+                last_event_id: str | None = None) -> StreamParams:
+    """The checks before a stream starts, in order; raises Refusal."""
+    if not token_ok(hub.config, query, headers):
+        raise Refusal("auth", 1008, "unauthorized", 401)
+    try:
+        params = parse_params(query, last_event_id)
+    except ValueError as exc:
+        raise Refusal("bad_request", 1008, str(exc), 400) from None
+    try:
+        async with asyncio.timeout(START_WAIT):
+            await hub.wait_positioned()
+    except TimeoutError:
+        raise Refusal("unavailable", 1013, "redis unavailable, try again later", 503) from None
+    if params.since is not None:
+        await _check_since(hub, params.since[0])
+    return params
+
+
+async def _check_since(hub: Hub, since: StreamId) -> None:
+    """A resume point newer than anything stored is from another history
+    (another Redis, or one emptied): resuming there would filter out every
+    live line, so it is refused rather than served as silence."""
+    try:
+        async with asyncio.timeout(START_WAIT):
+            head = await history_head(hub.commands)
+    except (RedisError, OSError, TimeoutError):
+        raise Refusal("unavailable", 1013, "redis unavailable, try again later", 503) from None
+    if since > (head or (0, 0)):
+        raise Refusal("bad_request", 1008,
+                      f"since {format_stream_id(since)} is not in this history "
+                      f"(newest {format_stream_id(head or (0, 0))})", 400)
+
+
+def slow_client_rule(config: WebConfig) -> SlowClientRule:
+    return SlowClientRule(config.client_queue_bytes, config.slow_client_grace)
+
+
+async def serve(hub: Hub, transport: Transport, params: StreamParams, rule: SlowClientRule,
+                gone: Gone) -> None:
+    """An admitted, started stream: history (with since), then live, until
+    the client goes (`gone` returns) or the stop closes it."""
+    if hub.closing is not None:
+        await transport.close(*hub.closing)
+        return
+    client = Client(transport, params.fmt, params.ports, rule, hub.stats)
+    hub.admit(client)
+    try:
+        await race_receive(gone, lambda: client.run(_resume(hub, client, params)))
+    finally:
+        hub.leave(client)
+
+
+def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:
+    if params.since is None:
+        return None
+    hub.stats.resumes += 1
+    return _Replay(hub, client, *params.since)
+
+
+class _Replay:
+    """The history replay a resuming client runs before live data; a failed
+    read closes with 1011 so the client resumes again rather than silently
+    skip the gap."""
+
+    def __init__(self, hub: Hub, client: Client, since: StreamId, index: int) -> None:
+        self._hub, self._client, self._since, self._index = hub, client, since, index
+
+    async def __call__(self) -> None:
+        try:
+            await replay(self._client, self._hub.commands, self._since, self._index)
+        except (RedisError, TimeoutError) as exc:
+            log.warning("history read for %s failed: %s; closing 1011", self._client.peer, exc)
+            self._hub.stats.drop("history")
+            await self._client.close(1011, "history read failed")
+            raise ClientClosed from exc

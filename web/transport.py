@@ -1,0 +1,135 @@
+"""What differs between `/ws` and `/sse`: how a frame of entries is framed
+and sent, how a stream is closed with a code and reason, and how often an
+idle stream needs a keep-alive. Everything else (the bounded queue, the
+slow-client rule, shared batches, the stop, the metrics) is `web.clients`,
+written once for both.
+
+SSE framing is by hand, not sse-starlette's `ServerSentEvent.encode`: one
+f-string over the frame the batches already built costs a fraction of it
+per event (docs/sse.md has the measurement), and its `EventSourceResponse`
+would own the send loop that our per-client sender already is."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from starlette.types import Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+
+SendErrors = (WebSocketDisconnect, WebSocketDisconnected, OSError)
+MAX_REASON_BYTES = 123  # a control frame's 125 bytes, minus the 2 of the code
+SSE_RETRY_MS = 1000  # how soon a browser's EventSource comes back after the stream ends
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # nginx: pass events on at once
+]
+
+
+def fit_close_reason(reason: str) -> str:
+    """`reason` cut to what a close frame holds, counted in UTF-8 bytes and
+    never inside a character: a longer reason is a protocol error, and the
+    client would see an abnormal close instead of our code (RFC 6455 5.5)."""
+    data = reason.encode()
+    if len(data) <= MAX_REASON_BYTES:
+        return reason
+    return data[:MAX_REASON_BYTES].decode(errors="ignore")  # drops a cut tail only
+
+
+class Transport(Protocol):
+    """One client's connection, as `web.clients.Client` uses it."""
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def keepalive(self) -> float | None:
+        """Seconds of silence after which `ping` is due, or None."""
+
+    async def send(self, parts: list[str], json: bool, last_id: str) -> None:
+        """Send one frame: `parts` are batches' raw texts or JSON items;
+        `last_id` is the resume id of its last entry."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "?"
+
+
+class WsTransport:
+    """A WebSocket: one text frame per frame; websockets pings by itself."""
+
+    __slots__ = ("ws",)
+    keepalive = None
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+
+    @property
+    def peer(self) -> str:
+        return _peer(self.ws.client)
+
+    async def send(self, parts: list[str], json: bool, last_id: str) -> None:
+        await self.ws.send_text("[" + ",".join(parts) + "]" if json else "\n".join(parts))
+
+    async def ping(self) -> None:
+        pass
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code, fit_close_reason(reason))
+
+
+def sse_event(parts: list[str], json: bool, last_id: str) -> bytes:
+    """One event: `id:` the resume id, then the lines as `data:` lines
+    (EventSource joins them with "\\n", so a raw event reads like a raw
+    WebSocket frame). SSE ends a field at CR too: a CR inside a raw line
+    becomes a line break there; format=json carries it exactly."""
+    if json:
+        data = "[" + ",".join(parts) + "]"  # JSON text holds no raw newline
+    else:
+        data = "\n".join(parts)
+        if "\r" in data:
+            data = data.replace("\r\n", "\n").replace("\r", "\n")
+        data = data.replace("\n", "\ndata: ")
+    return f"id: {last_id}\ndata: {data}\n\n".encode()
+
+
+def sse_close_event(code: int, reason: str) -> bytes:
+    """The last event of a stream we end: `event: close`, data "CODE reason"
+    (the WebSocket close code that `/ws` would have sent)."""
+    return f"event: close\ndata: {code} {reason.replace(chr(10), ' ')}\n\n".encode()
+
+
+class SseTransport:
+    """An HTTP response body of `text/event-stream` events."""
+
+    __slots__ = ("_client", "_send", "keepalive")
+
+    def __init__(self, send: Send, client: tuple[str, int] | None,
+                 keepalive: float | None) -> None:
+        self._send = send
+        self._client = client
+        self.keepalive = keepalive
+
+    @property
+    def peer(self) -> str:
+        return _peer(self._client)
+
+    async def start(self) -> None:
+        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await self._body(f"retry: {SSE_RETRY_MS}\n\n".encode())
+
+    async def _body(self, data: bytes, more: bool = True) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def send(self, parts: list[str], json: bool, last_id: str) -> None:
+        await self._body(sse_event(parts, json, last_id))
+
+    async def ping(self) -> None:
+        await self._body(b": keep-alive\n\n")
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._body(sse_close_event(code, reason), more=False)

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench chaos browser nginx clean
+.PHONY: run test lint unit bench chaos browser nginx curl clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -34,7 +34,11 @@ lint: $(STAMP)
 nginx:
 	@./scripts/install-nginx
 
-test: $(STAMP) browser nginx lint
+# curl for the SSE tests (a real `curl -N` reads /sse).
+curl:
+	@./scripts/install-curl
+
+test: $(STAMP) browser nginx curl lint
 	$(PY) -m pytest
 
 # The fast loop: unit tests only (pure code and each process's --help, seconds).

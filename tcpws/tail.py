@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -110,13 +111,19 @@ async def tail(ns: argparse.Namespace, printer: Printer, err: IO[str]) -> int:
     while True:
         started = time.monotonic()
         try:
-            async for envelopes in read(stream_url(ns.url, printer.last_id, ns.port), ns.token):
-                printer.frame(envelopes)
+            url = stream_url(ns.url, printer.last_id, ns.port)
+            # aclosing: the connection is closed here, in this task, even when
+            # printing fails (a closed stdout), not by asyncio.run's clean-up.
+            async with contextlib.aclosing(read(url, ns.token)) as frames:
+                async for envelopes in frames:
+                    printer.frame(envelopes)
         except Closed as closed:
             if closed.final:
                 err.write(f"tail: closed by the server: {closed}\n")
                 return 1
             why = f"closed {closed}"
+        except BrokenPipeError:
+            raise  # our stdout, not the connection: main() ends quietly
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI, httpx.HTTPError) as exc:
             why = str(exc) or type(exc).__name__
         backoff.succeeded(ran_for=time.monotonic() - started)

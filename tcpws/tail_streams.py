@@ -6,7 +6,7 @@ frame or event at a time and ends by raising `Closed`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -43,7 +43,7 @@ class Closed(Exception):
 
 
 Envelopes = list[dict[str, Any]]
-Reader = Callable[[str, str | None], AsyncIterator[Envelopes]]
+Reader = Callable[[str, str | None], AsyncGenerator[Envelopes, None]]
 
 
 def stream_url(url: str, since: str | None, ports: str | None) -> str:
@@ -92,7 +92,7 @@ def _auth(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-async def read_ws(url: str, token: str | None) -> AsyncIterator[Envelopes]:
+async def read_ws(url: str, token: str | None) -> AsyncGenerator[Envelopes, None]:
     try:
         async with connect(url, additional_headers=_auth(token), max_size=None,
                            open_timeout=OPEN_TIMEOUT) as ws:
@@ -107,7 +107,7 @@ async def read_ws(url: str, token: str | None) -> AsyncIterator[Envelopes]:
         raise _refused(exc.response.status_code, bytes(exc.response.body or b"")) from None
 
 
-async def read_sse(url: str, token: str | None) -> AsyncIterator[Envelopes]:
+async def read_sse(url: str, token: str | None) -> AsyncGenerator[Envelopes, None]:
     timeout = httpx.Timeout(OPEN_TIMEOUT, read=SSE_READ_TIMEOUT)
     async with httpx.AsyncClient(timeout=timeout) as client, \
             aconnect_sse(client, "GET", url, headers=_auth(token)) as source:

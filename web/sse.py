@@ -46,10 +46,17 @@ class SseEndpoint:
             extra = [(b"retry-after", str(RETRY_AFTER).encode())] if refused.status == 503 else []
             await deny(scope, send, refused.status, refused.reason + "\n", extra)
             return
+        # The gate let this Origin through (same site, or --allowed-origins):
+        # a page of another allowed site needs CORS to read the response,
+        # which a WebSocket never does.
+        origin = headers.get("origin")
+        cors = [] if origin is None else [
+            (b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"origin")]
         if scope["method"] == "HEAD":
-            await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": SSE_HEADERS + cors})
             await send({"type": "http.response.body", "body": b""})
             return
         transport = SseTransport(send, scope.get("client"), self.keepalive)
-        await transport.start()
+        await transport.start(cors)
         await serve(self.hub, transport, params, self.rule, http_gone(receive))

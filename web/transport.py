@@ -114,13 +114,14 @@ class SseTransport:
         self._client = client
         self.keepalive = keepalive
 
+    async def start(self, headers: list[tuple[bytes, bytes]]) -> None:
+        await self._send({"type": "http.response.start", "status": 200,
+                          "headers": SSE_HEADERS + headers})
+        await self._body(f"retry: {SSE_RETRY_MS}\n\n".encode())
+
     @property
     def peer(self) -> str:
         return _peer(self._client)
-
-    async def start(self) -> None:
-        await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
-        await self._body(f"retry: {SSE_RETRY_MS}\n\n".encode())
 
     async def _body(self, data: bytes, more: bool = True) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": more})

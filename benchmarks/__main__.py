@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report, scenarios
+from benchmarks import report, scenarios, sse
 from benchmarks.measure import raise_nofile
 from benchmarks.systems import ROOT, Original, Ours, Service, System
 
@@ -130,6 +130,7 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "") -> dict[str, Any]:
             text = ", ".join(f"{m['bytes_per_conn'] / 1000:.1f} KB each at {m['connections']:,}"
                              for m in r) if isinstance(r, list) else "failed"
             progress(f"{system.name}: idle {kind} connections: {text}")
+    results["sse"] = sse.attempt_run(sizes, progress, web_args)
     if sizes.loaded_shutdown_lines:
         for fresh in (Original(), Ours(web_args=web_args)):
             fresh.start()
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                        "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    summary = report.markdown(results)
+    summary = report.markdown(results) + sse.markdown(results["sse"],
+                                                      results["ours"].get("memory_ws"))
     (out / "summary.md").write_text(summary)
     report.plot(results, out / "bench.png")
     print(summary)

@@ -186,15 +186,17 @@ class WsClient(asyncio.Protocol):
 
 
 async def open_clients(host: str, port: int, path: str, counters: list[LineCounter],
-                       concurrency: int = 100, within: float = 60.0) -> list[WsClient]:
-    """Open one client per counter, at most `concurrency` handshakes at a time."""
+                       concurrency: int = 100, within: float = 60.0,
+                       protocol: type[WsClient] = WsClient) -> list[WsClient]:
+    """Open one client per counter, at most `concurrency` handshakes at a time
+    (`protocol`: WsClient, or benchmarks.sse.SseClient for `/sse`)."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(counter: LineCounter) -> WsClient:
         async with gate:
             _, proto = await loop.create_connection(
-                lambda: WsClient(host, port, path, counter), host, port)
+                lambda: protocol(host, port, path, counter), host, port)
             await proto.opened
             return proto
 

@@ -1,0 +1,163 @@
+"""SSE next to WebSocket in `make bench`: the same system (ours), the same
+senders, the same line checks; only the clients' transport differs.
+
+* flat out at 1 and 100 clients: lines/s per client and the web process's
+  CPU per line delivered (goal: SSE within 1.5x of WebSocket);
+* memory per idle connection (goal: at most 30 KB per SSE connection),
+  next to the main run's WebSocket figure.
+
+`SseClient` is the load generator's client for `/sse` (`--path /sse`): as
+hand-made and as cheap per line as `benchmarks.wsclient.WsClient`, whose
+line counting it reuses: the chunked body is cut out of one buffer, and an
+event's `data:` lines become the same newline-joined payload a raw
+WebSocket frame carries."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks import scenarios
+from benchmarks.systems import Ours
+from benchmarks.wsclient import LineCounter, WsClient
+
+GOAL_CPU_RATIO = 1.5
+GOAL_IDLE_BYTES = 30_000
+
+
+class SseClient(WsClient):
+    """One `/sse` stream (format=raw); feeds each event to its counter."""
+
+    def __init__(self, host: str, port: int, path: str, counter: LineCounter) -> None:
+        super().__init__(host, port, path, counter)
+        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                        "Accept: text/event-stream\r\n\r\n").encode()
+        self.body = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.upgraded:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(self.buf[:end]).split(b"\r\n", 1)[0]
+            del self.buf[:end + 4]
+            if b" 200 " not in status + b" ":
+                self.opened.set_exception(ConnectionError(status.decode("latin-1")))
+                assert self.transport is not None
+                self.transport.close()
+                return
+            self.upgraded = True
+            self.opened.set_result(None)
+        self._chunks()
+        self._events(time.monotonic())
+
+    def _chunks(self) -> None:
+        """Move whole chunks of the chunked body from `buf` to `body`."""
+        buf, pos = self.buf, 0
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            size = int(buf[pos:eol], 16)
+            end = eol + 2 + size
+            if len(buf) < end + 2:
+                break
+            self.body += buf[eol + 2:end]
+            pos = end + 2
+            if size == 0:
+                self.close_code = self.close_code or 1006
+                break
+        del buf[:pos]
+
+    def _events(self, now: float) -> None:
+        body = self.body
+        end = body.rfind(b"\n\n")
+        if end < 0:
+            return
+        for block in bytes(body[:end]).split(b"\n\n"):
+            start = block.find(b"data: ")
+            if start < 0:
+                continue  # retry:, a keep-alive comment
+            if block.startswith(b"event: close"):
+                self.close_code = int(block[start + 6:start + 10])
+                continue
+            self.counter.frame(block[start + 6:].replace(b"\ndata: ", b"\n"), now)
+        del body[:end + 2]
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def client_protocol(path: str) -> type[WsClient]:
+    """The load generator's client class for `--path`."""
+    return SseClient if path.startswith("/sse") else WsClient
+
+
+def run(sizes: Any, progress: Any, web_args: str = "") -> dict[str, Any]:
+    """Both transports against one fresh system each phase kind."""
+    out: dict[str, Any] = {"ws": {}, "sse": {}}
+    paths = {"ws": "/ws", "sse": "/sse"}
+    system = Ours(web_args=web_args)
+    system.start()
+    try:
+        for clients, lines in sizes.throughput:
+            if clients not in (1, 100):
+                continue
+            for kind, path in paths.items():
+                r = scenarios.deliver(system, clients, lines, sizes.phase_timeout, path=path)
+                web_cpu = r["cpu_by_process"]["web"]
+                delivered = lines * clients - r["lost"]
+                r["web_cpu_per_line_us"] = web_cpu / max(1, delivered) * 1e6
+                out[kind][f"throughput_{clients}"] = r
+                progress(f"{kind}: flat out, {clients} client(s): {r['per_client']:,.0f} lines/s "
+                         f"per client, web CPU {r['web_cpu_per_line_us']:.2f} µs/line, "
+                         f"lost {r['lost']}")
+    finally:
+        system.stop()
+    # Fresh processes (memory freed by the phases above would be reused and
+    # hide the cost); WebSocket's own figure is the main run's memory_ws.
+    fresh = Ours(web_args=web_args)
+    fresh.start()
+    try:
+        r = scenarios.idle_memory(fresh, "ws", list(sizes.memory_steps), path="/sse")
+    finally:
+        fresh.stop()
+    out["sse"]["memory"] = r
+    progress("sse: idle connections: " + ", ".join(
+        f"{m['bytes_per_conn'] / 1000:.1f} KB each at {m['connections']:,}" for m in r))
+    return out
+
+
+def markdown(results: dict[str, Any], ws_memory: Any) -> str:
+    """The SSE section of summary.md (`ws_memory`: the main run's memory_ws)."""
+    rows = ["", "## SSE next to WebSocket (ours)", "",
+            "| phase | WebSocket | SSE | SSE / WS |", "|---|---|---|---|"]
+    for clients in (1, 100):
+        key = f"throughput_{clients}"
+        ws, sse = results["ws"].get(key), results["sse"].get(key)
+        if not ws or not sse:
+            continue
+        ratio = sse["web_cpu_per_line_us"] / max(1e-9, ws["web_cpu_per_line_us"])
+        rows.append(f"| {clients} client(s), lines/s per client | {ws['per_client']:,.0f} | "
+                    f"{sse['per_client']:,.0f} | |")
+        rows.append(f"| {clients} client(s), web CPU µs/line | "
+                    f"{ws['web_cpu_per_line_us']:.2f} | {sse['web_cpu_per_line_us']:.2f} | "
+                    f"{ratio:.2f} (goal ≤ {GOAL_CPU_RATIO}) |")
+    ws_mem, sse_mem = ws_memory, results["sse"].get("memory")
+    if isinstance(ws_mem, list) and isinstance(sse_mem, list):
+        for w, s in zip(ws_mem, sse_mem, strict=False):
+            rows.append(f"| idle, KB per connection at {s['connections']:,} | "
+                        f"{w['bytes_per_conn'] / 1000:.1f} | {s['bytes_per_conn'] / 1000:.1f} | "
+                        f"(goal ≤ {GOAL_IDLE_BYTES / 1000:.0f} KB) |")
+    return "\n".join(rows) + "\n"
+
+
+def attempt_run(sizes: Any, progress: Any, web_args: str = "") -> dict[str, Any]:
+    """`run`, a failure recorded rather than fatal (as the other phases)."""
+    try:
+        return run(sizes, progress, web_args)
+    except (TimeoutError, RuntimeError, LookupError, OSError) as exc:
+        progress(f"sse: FAILED: {exc}".splitlines()[0])
+        return {"ws": {}, "sse": {}, "error": str(exc)[:2000]}

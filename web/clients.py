@@ -159,7 +159,7 @@ class Client:
         """Send entries newer than `last_sent`, as few frames as allowed.
         `queued`: the batches come from this client's queue, so each frame
         sent shrinks its backlog (history pages do not count)."""
-        parts: list[str] = []
+        parts: list[Batch] = []
         size = lines = done = 0
         last: Entry | None = None
         for batch in batches:
@@ -175,7 +175,7 @@ class Client:
                 await self._send_frame(parts, lines, last)
                 self._sent(done_before)
                 parts, size, lines, done = [], 0, 0, done - done_before
-            parts.append(batch.json_items if self.json else batch.raw_text)
+            parts.append(batch)
             size += weight
             lines += batch.lines
             last = batch.last
@@ -183,9 +183,9 @@ class Client:
             await self._send_frame(parts, lines, last)
         self._sent(done)
 
-    async def _send_frame(self, parts: list[str], lines: int, last: Entry | None) -> None:
+    async def _send_frame(self, parts: list[Batch], lines: int, last: Entry | None) -> None:
         assert last is not None
-        await self._abandonable(self.transport.send(parts, self.json, last.id_text))
+        await self._abandonable(self.transport.send(parts, self.json))
         self.last_sent = last.id
         self._stats.frames_sent += 1
         self._stats.lines_sent += lines

@@ -4,17 +4,21 @@ idle stream needs a keep-alive. Everything else (the bounded queue, the
 slow-client rule, shared batches, the stop, the metrics) is `web.clients`,
 written once for both.
 
-SSE framing is by hand, not sse-starlette's `ServerSentEvent.encode`: one
-f-string over the frame the batches already built costs a fraction of it
-per event (docs/sse.md has the measurement), and its `EventSourceResponse`
-would own the send loop that our per-client sender already is."""
+SSE framing is by hand, not sse-starlette's `ServerSentEvent.encode`: it
+costs 10-300x more per event (docs/sse.md: benchmarks/sse_framing.py), and
+its `EventSourceResponse` would own the send loop that our per-client sender
+already is. A one-batch event (live traffic) is built once per process and
+shared by every client, as the batches' texts are."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
+
+if TYPE_CHECKING:
+    from web.batch import Batch  # which builds its own event once, with sse_event
 
 SendErrors = (WebSocketDisconnect, WebSocketDisconnected, OSError)
 MAX_REASON_BYTES = 123  # a control frame's 125 bytes, minus the 2 of the code
@@ -46,9 +50,8 @@ class Transport(Protocol):
     def keepalive(self) -> float | None:
         """Seconds of silence after which `ping` is due, or None."""
 
-    async def send(self, parts: list[str], json: bool, last_id: str) -> None:
-        """Send one frame: `parts` are batches' raw texts or JSON items;
-        `last_id` is the resume id of its last entry."""
+    async def send(self, batches: list[Batch], json: bool) -> None:
+        """Send `batches` as one frame (one event)."""
 
     async def ping(self) -> None: ...
 
@@ -72,8 +75,11 @@ class WsTransport:
     def peer(self) -> str:
         return _peer(self.ws.client)
 
-    async def send(self, parts: list[str], json: bool, last_id: str) -> None:
-        await self.ws.send_text("[" + ",".join(parts) + "]" if json else "\n".join(parts))
+    async def send(self, batches: list[Batch], json: bool) -> None:
+        if json:
+            await self.ws.send_text("[" + ",".join(b.json_items for b in batches) + "]")
+        else:
+            await self.ws.send_text("\n".join(b.raw_text for b in batches))
 
     async def ping(self) -> None:
         pass
@@ -126,8 +132,12 @@ class SseTransport:
     async def _body(self, data: bytes, more: bool = True) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
-    async def send(self, parts: list[str], json: bool, last_id: str) -> None:
-        await self._body(sse_event(parts, json, last_id))
+    async def send(self, batches: list[Batch], json: bool) -> None:
+        if len(batches) == 1:  # live traffic: the event every client gets, built once
+            await self._body(batches[0].sse_event(json))
+            return
+        parts = [b.json_items if json else b.raw_text for b in batches]
+        await self._body(sse_event(parts, json, batches[-1].last.id_text))
 
     async def ping(self) -> None:
         await self._body(b": keep-alive\n\n")

@@ -27,15 +27,15 @@ def main() -> int:
     for lines in (1, 10, 200):
         batch = frames(lines)
         for json in (False, True):
-            parts = [batch.json_items if json else batch.raw_text]
+            text = batch.json_items if json else batch.raw_text
             last = batch.last.id_text
-            data = "[" + parts[0] + "]" if json else parts[0]
+            data = "[" + text + "]" if json else text
 
             def library(data: str = data, last: str = last) -> bytes:
                 return ServerSentEvent(data=data, id=last).encode()
 
-            def hand(parts: list[str] = parts, json: bool = json, last: str = last) -> bytes:
-                return sse_event(parts, json, last)
+            def hand(text: str = text, json: bool = json, last: str = last) -> bytes:
+                return sse_event(text, json, last)
 
             runs = max(200, 20_000 // lines)
             lib = min(timeit.repeat(library, number=runs, repeat=5)) / runs * 1e6

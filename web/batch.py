@@ -92,10 +92,10 @@ class Batch:
         """This batch as one SSE event (web.transport.sse_event), built once."""
         if json:
             if self._sse_json is None:
-                self._sse_json = sse_event([self.json_items], True, self.last.id_text)
+                self._sse_json = sse_event(self.json_items, True, self.last.id_text)
             return self._sse_json
         if self._sse_raw is None:
-            self._sse_raw = sse_event([self.raw_text], False, self.last.id_text)
+            self._sse_raw = sse_event(self.raw_text, False, self.last.id_text)
         return self._sse_raw
 
     def only_ports(self, ports: frozenset[int]) -> Batch | None:

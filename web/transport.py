@@ -7,8 +7,8 @@ written once for both.
 SSE framing is by hand, not sse-starlette's `ServerSentEvent.encode`: it
 costs 10-300x more per event (docs/sse.md: benchmarks/sse_framing.py), and
 its `EventSourceResponse` would own the send loop that our per-client sender
-already is. A one-batch event (live traffic) is built once per process and
-shared by every client, as the batches' texts are."""
+already is. An SSE frame is one event per batch, each built once per process
+and shared by every client (`Batch.sse_event`), as the batches' texts are."""
 
 from __future__ import annotations
 
@@ -88,15 +88,17 @@ class WsTransport:
         await self.ws.close(code, fit_close_reason(reason))
 
 
-def sse_event(parts: list[str], json: bool, last_id: str) -> bytes:
-    """One event: `id:` the resume id, then the lines as `data:` lines
-    (EventSource joins them with "\\n", so a raw event reads like a raw
-    WebSocket frame). SSE ends a field at CR too: a CR inside a raw line
-    becomes a line break there; format=json carries it exactly."""
+def sse_event(text: str, json: bool, last_id: str) -> bytes:
+    """One batch as one event: `id:` the resume id of its last entry, then
+    its lines as `data:` lines (EventSource joins them with "\\n", so a raw
+    event reads like a raw WebSocket frame), or, in format=json, its JSON
+    array (`text` is then the batch's JSON items). SSE ends a field at CR
+    too: a CR inside a raw line becomes a line break; format=json carries it
+    exactly."""
     if json:
-        data = "[" + ",".join(parts) + "]"  # JSON text holds no raw newline
+        data = "[" + text + "]"  # JSON text holds no raw newline
     else:
-        data = "\n".join(parts)
+        data = text
         if "\r" in data:
             data = data.replace("\r\n", "\n").replace("\r", "\n")
         data = data.replace("\n", "\ndata: ")
@@ -133,11 +135,9 @@ class SseTransport:
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def send(self, batches: list[Batch], json: bool) -> None:
-        if len(batches) == 1:  # live traffic: the event every client gets, built once
-            await self._body(batches[0].sse_event(json))
-            return
-        parts = [b.json_items if json else b.raw_text for b in batches]
-        await self._body(sse_event(parts, json, batches[-1].last.id_text))
+        """One event per batch (lines that arrived together), each built once
+        per process and shared by every client; one write for all of them."""
+        await self._body(b"".join(b.sse_event(json) for b in batches))
 
     async def ping(self) -> None:
         await self._body(b": keep-alive\n\n")

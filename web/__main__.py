@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket
 from tcpws.logs import setup_logging
 from tcpws.redisconn import redact_url
-from web import redact
+from web import redact, sse
 from web.app import create_app
 from web.config import WebConfig
 from web.hub import Hub
@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.log_level != "debug":
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     redact.install(config.ws_token)  # uvicorn logs request lines, ?token= included
+    sse.install_log_filter()
     try:
         sock = listening_socket(config)
     except OSError as exc:

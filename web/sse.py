@@ -11,6 +11,9 @@ Once streaming, the stop and the slow-client rule end the stream with an
 
 from __future__ import annotations
 
+import logging
+from contextvars import ContextVar
+
 from starlette.datastructures import Headers, QueryParams
 from starlette.types import Receive, Scope, Send
 
@@ -22,6 +25,24 @@ from web.stream import Refusal, admit, serve
 from web.transport import SSE_HEADERS, SseTransport
 
 METHODS = ("GET", "HEAD")
+UNFINISHED = "ASGI callable returned without completing response"
+# Set in the request's own task when we leave a body unfinished on purpose.
+_abandoned: ContextVar[bool] = ContextVar("sse_abandoned", default=False)
+
+
+class QuietAbandon(logging.Filter):
+    """uvicorn logs an error when an app returns before its body ended.
+    For a stream whose reader did not take its last event within the close
+    time-out (a stalled reader, already logged as such), leaving the body
+    unfinished is our decision, and uvicorn then drops the connection: not
+    an error. Any other unfinished body still is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_abandoned.get() and record.getMessage().startswith(UNFINISHED))
+
+
+def install_log_filter() -> None:
+    logging.getLogger("uvicorn.error").addFilter(QuietAbandon())
 
 
 class SseEndpoint:
@@ -60,3 +81,5 @@ class SseEndpoint:
         transport = SseTransport(send, scope.get("client"), self.keepalive)
         await transport.start(cors)
         await serve(self.hub, transport, params, self.rule, http_gone(receive))
+        if not transport.finished:
+            _abandoned.set(True)

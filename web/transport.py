@@ -114,13 +114,14 @@ def sse_close_event(code: int, reason: str) -> bytes:
 class SseTransport:
     """An HTTP response body of `text/event-stream` events."""
 
-    __slots__ = ("_client", "_send", "keepalive")
+    __slots__ = ("_client", "_send", "finished", "keepalive")
 
     def __init__(self, send: Send, client: tuple[str, int] | None,
                  keepalive: float | None) -> None:
         self._send = send
         self._client = client
         self.keepalive = keepalive
+        self.finished = False  # the body's end was sent
 
     async def start(self, headers: list[tuple[bytes, bytes]]) -> None:
         await self._send({"type": "http.response.start", "status": 200,
@@ -144,3 +145,4 @@ class SseTransport:
 
     async def close(self, code: int, reason: str) -> None:
         await self._body(sse_close_event(code, reason), more=False)
+        self.finished = True

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools clean
+.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools curl clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -42,7 +42,11 @@ rsyslog:
 systemd-tools:
 	@./scripts/install-systemd-tools
 
-test: $(STAMP) browser nginx rsyslog systemd-tools lint
+# curl for the SSE tests (a real `curl -N` reads /sse).
+curl:
+	@./scripts/install-curl
+
+test: $(STAMP) browser nginx rsyslog systemd-tools curl lint
 	$(PY) -m pytest
 
 # The fast loop: unit tests only (pure code and each process's --help, seconds).

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import devices_phase, report, scenarios
+from benchmarks import devices_phase, report, scenarios, sse
 from benchmarks.measure import raise_nofile
 from benchmarks.systems import ROOT, Original, Ours, Service, System
 
@@ -55,7 +55,7 @@ PROFILES = {
                    ((100, 5.0),), 1.0, 2),
 }
 # The phases, in the order they run; `--phases` picks some.
-PHASES = ("throughput", "latency", "devices", "recovery", "memory", "shutdown")
+PHASES = ("throughput", "latency", "devices", "recovery", "memory", "shutdown", "sse")
 
 
 class Progress:
@@ -159,6 +159,8 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "",
             text = ", ".join(f"{m['bytes_per_conn'] / 1000:.1f} KB each at {m['connections']:,}"
                              for m in r) if isinstance(r, list) else "failed"
             progress(f"{system.name}: idle {kind} connections: {text}")
+    if "sse" in phases:
+        results["sse"] = sse.attempt_run(sizes, progress, web_args)
     if sizes.loaded_shutdown_lines and "shutdown" in phases:
         for fresh in (Original(), Ours(web_args=web_args)):
             fresh.start()
@@ -220,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                        "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    summary = report.markdown(results)
+    summary = report.markdown(results) + sse.markdown(results["sse"],
+                                                      results["ours"].get("memory_ws"))
     (out / "summary.md").write_text(summary)
     report.plot(results, out / "bench.png")
     print(summary)

@@ -29,6 +29,7 @@ from typing import Any
 
 import uvloop
 
+from benchmarks.sse import client_protocol
 from benchmarks.wsclient import LineCounter, WsClient, make_line, open_clients, timestamp
 
 ZERO_TS = b"0" * 17
@@ -75,7 +76,8 @@ async def poll(cond: Callable[[], bool], interval: float = 0.01) -> None:
 async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     counters = [LineCounter(args.line_bytes, [] if args.latency else None)
                 for _ in range(args.clients)]
-    clients = await open_clients(args.host, args.port, args.path, counters)
+    clients = await open_clients(args.host, args.port, args.path, counters,
+                                 protocol=client_protocol(args.path))
     emit("READY")
     stop = asyncio.ensure_future(stdin_line())
     async with asyncio.timeout(args.prime_timeout):
@@ -207,7 +209,8 @@ async def run_hold(args: argparse.Namespace) -> dict[str, Any]:
         async with asyncio.timeout(args.timeout):
             if args.kind == "ws":
                 counters = [LineCounter(args.line_bytes) for _ in range(step - len(held))]
-                held.extend(await open_clients(args.host, args.port, args.path, counters))
+                held.extend(await open_clients(args.host, args.port, args.path, counters,
+                                               protocol=client_protocol(args.path)))
             else:
                 held.extend(await asyncio.gather(*(one_tcp(i)
                                                    for i in range(len(held), step))))
@@ -222,7 +225,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0, help="HTTP port (clients)")
     p.add_argument("--ports", default="", help="comma list of TCP ports (senders, hold)")
-    p.add_argument("--path", default="/ws")
+    p.add_argument("--path", default="/ws", help="/ws, or /sse for SSE clients")
     p.add_argument("--clients", type=int, default=1)
     p.add_argument("--senders", type=int, default=3)
     p.add_argument("--lines", type=int, default=0, help="lines to send in total")

@@ -92,8 +92,8 @@ def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
 
 
 def client_args(system: System, clients: int, expect: int, timeout: float,
-                latency: bool = False) -> list[str]:
-    args = ["clients", "--port", str(system.http_port), "--clients", str(clients),
+                latency: bool = False, path: str = "/ws") -> list[str]:
+    args = ["clients", "--port", str(system.http_port), "--path", path, "--clients", str(clients),
             "--expect", str(expect), "--timeout", str(timeout), "--line-bytes", str(LINE_BYTES),
             "--prime-tags", str(len(system.tcp_ports))]
     return [*args, "--latency"] if latency else args
@@ -106,10 +106,10 @@ def sender_args(system: System, lines: int, timeout: float, rate: float = 0.0) -
 
 
 def deliver(system: System, clients: int, lines: int, timeout: float,
-            rate: float = 0.0) -> dict[str, Any]:
+            rate: float = 0.0, path: str = "/ws") -> dict[str, Any]:
     """Send `lines` (flat out, or paced at `rate`) and count what each of
-    `clients` WebSocket clients got."""
-    with loadgen(*client_args(system, clients, lines, timeout, latency=bool(rate))) as cl:
+    `clients` WebSocket (or, `path="/sse"`, SSE) clients got."""
+    with loadgen(*client_args(system, clients, lines, timeout, bool(rate), path)) as cl:
         cl.expect("READY", 120)
         prime(system, cl)
         groups = system.cpu_groups()
@@ -135,11 +135,12 @@ def deliver(system: System, clients: int, lines: int, timeout: float,
 
 
 def idle_memory(system: System, kind: str, steps: list[int],
-                timeout: float = 120.0) -> list[dict[str, float]]:
-    """RSS growth of the serving processes per idle WebSocket (`ws`) or TCP
-    (`tcp`) connection, measured from one baseline at each step."""
+                timeout: float = 120.0, path: str = "/ws") -> list[dict[str, float]]:
+    """RSS growth of the serving processes per idle WebSocket (`ws`; SSE
+    with `path="/sse"`) or TCP (`tcp`) connection, measured from one
+    baseline at each step."""
     pids = system.server_pids()
-    target = (["--port", str(system.http_port)] if kind == "ws"
+    target = (["--port", str(system.http_port), "--path", path] if kind == "ws"
               else ["--ports", ",".join(map(str, system.tcp_ports))])
     with loadgen("hold", "--kind", kind, *target, "--steps", "20") as warm:
         warm.expect("HOLD", timeout)  # first connections import and allocate lazily

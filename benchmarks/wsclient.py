@@ -118,22 +118,31 @@ class WsClient(asyncio.Protocol):
             self.opened.set_exception(ConnectionError(f"closed before upgrade: {exc}"))
         self.closed.set()
 
+    OK_STATUS = b" 101 "  # what the response head must say (SseClient: 200)
+
     def data_received(self, data: bytes) -> None:
         self.buf += data
-        if not self.upgraded:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            status = bytes(self.buf[:end]).split(b"\r\n", 1)[0]
-            del self.buf[:end + 4]
-            if b" 101 " not in status + b" ":
-                self.opened.set_exception(ConnectionError(status.decode("latin-1")))
-                assert self.transport is not None
-                self.transport.close()
-                return
-            self.upgraded = True
-            self.opened.set_result(None)
-        self._frames(time.monotonic())
+        if self.upgraded or self._head():
+            self._received(time.monotonic())
+
+    def _head(self) -> bool:
+        """Take the response head off `buf`; True once the stream is open."""
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        status = bytes(self.buf[:end]).split(b"\r\n", 1)[0]
+        del self.buf[:end + 4]
+        if self.OK_STATUS not in status + b" ":
+            self.opened.set_exception(ConnectionError(status.decode("latin-1")))
+            assert self.transport is not None
+            self.transport.close()
+            return False
+        self.upgraded = True
+        self.opened.set_result(None)
+        return True
+
+    def _received(self, now: float) -> None:
+        self._frames(now)
 
     def _frames(self, now: float) -> None:
         buf = self.buf
@@ -186,15 +195,17 @@ class WsClient(asyncio.Protocol):
 
 
 async def open_clients(host: str, port: int, path: str, counters: list[LineCounter],
-                       concurrency: int = 100, within: float = 60.0) -> list[WsClient]:
-    """Open one client per counter, at most `concurrency` handshakes at a time."""
+                       concurrency: int = 100, within: float = 60.0,
+                       protocol: type[WsClient] = WsClient) -> list[WsClient]:
+    """Open one client per counter, at most `concurrency` handshakes at a time
+    (`protocol`: WsClient, or benchmarks.sse.SseClient for `/sse`)."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(counter: LineCounter) -> WsClient:
         async with gate:
             _, proto = await loop.create_connection(
-                lambda: WsClient(host, port, path, counter), host, port)
+                lambda: protocol(host, port, path, counter), host, port)
             await proto.opened
             return proto
 

@@ -18,7 +18,7 @@ from tcpws.cli import check_only
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket
 from tcpws.logs import setup_logging
 from tcpws.redisconn import redact_url
-from web import redact
+from web import redact, sse
 from web.app import create_app
 from web.config import WebConfig
 from web.hub import Hub
@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Said once here rather than by PyJWT on every token checked.
         log.warning("--jwt-secret is shorter than %d bytes: weak for HS256", MIN_HS256_SECRET)
         warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+    sse.install_log_filter()
     try:
         sock = listening_socket(config)
     except OSError as exc:

@@ -46,13 +46,15 @@ class Grant:
     ports: frozenset[int] | None = None  # None: every port
     expires: float | None = None  # epoch seconds (`exp`), None: never
 
-    def scope(self, requested: int | None) -> frozenset[int] | Refusal | None:
+    def scope(self, requested: int | frozenset[int] | None) -> frozenset[int] | Refusal | None:
         """The ports a client asking for `requested` (None: all) receives."""
         if requested is None:
             return self.ports
-        if self.ports is not None and requested not in self.ports:
-            return Refusal("port", f"port {requested} not allowed by the token")
-        return frozenset({requested})
+        wanted = frozenset({requested}) if isinstance(requested, int) else requested
+        if self.ports is not None:
+            for port in sorted(wanted - self.ports):
+                return Refusal("port", f"port {port} not allowed by the token")
+        return wanted
 
 
 EVERYTHING = Grant()

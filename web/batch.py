@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tcpws.protocol import Entry, StreamId
+from web.transport import sse_event
 
 MAX_FRAME_BYTES = 256 * 1024
 JSON_LINE_OVERHEAD = 96  # envelope bytes per line beyond its text and peer
@@ -38,6 +39,8 @@ class Batch:
     json_bytes: int
     _raw: str | None = field(default=None, repr=False)
     _json: str | None = field(default=None, repr=False)
+    _sse_raw: bytes | None = field(default=None, repr=False)
+    _sse_json: bytes | None = field(default=None, repr=False)
     _ports: dict[frozenset[int], Batch | None] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -85,9 +88,19 @@ class Batch:
             self._json = ",".join(e.json_items for e in self.entries)
         return self._json
 
+    def sse_event(self, json: bool) -> bytes:
+        """This batch as one SSE event (web.transport.sse_event), built once."""
+        if json:
+            if self._sse_json is None:
+                self._sse_json = sse_event(self.json_items, True, self.last.id_text)
+            return self._sse_json
+        if self._sse_raw is None:
+            self._sse_raw = sse_event(self.raw_text, False, self.last.id_text)
+        return self._sse_raw
+
     def only_ports(self, ports: frozenset[int]) -> Batch | None:
-        """The entries that arrived on one of `ports` (shared by every
-        client with that filter), or None."""
+        """The entries that arrived on one of `ports` (shared by every client
+        with that filter), or None."""
         if ports not in self._ports:
             keep = [e for e in self.entries if e.port in ports]
             if len(keep) == len(self.entries):

@@ -1,4 +1,5 @@
-"""One WebSocket client: a byte-bounded queue and one sender task.
+"""One stream client (WebSocket or SSE, `web.transport`): a byte-bounded
+queue and one sender task.
 
 The broadcaster hands every client each batch with a non-blocking
 `deliver()`; only the client's own sender ever awaits its socket, so a slow
@@ -18,29 +19,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
-
 from tcpws.protocol import Entry, StreamId
 from web.backlog import Backlog, SlowClientRule, Verdict
 from web.batch import MAX_FRAME_BYTES, Batch
 from web.metrics import WebStats
+from web.transport import SendErrors, Transport
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 10.0  # a close frame queued behind a stalled client's data
 TOO_SLOW = (1008, "too slow")
-SendErrors = (WebSocketDisconnect, WebSocketDisconnected, OSError)
-MAX_REASON_BYTES = 123  # a control frame's 125 bytes, minus the 2 of the code
-
-
-def fit_close_reason(reason: str) -> str:
-    """`reason` cut to what a close frame holds, counted in UTF-8 bytes and
-    never inside a character: a longer reason is a protocol error, and the
-    client would see an abnormal close instead of our code (RFC 6455 5.5)."""
-    data = reason.encode()
-    if len(data) <= MAX_REASON_BYTES:
-        return reason
-    return data[:MAX_REASON_BYTES].decode(errors="ignore")  # drops a cut tail only
 
 
 class TooSlow(Exception):
@@ -54,11 +42,11 @@ class ClientClosed(Exception):
 class Client:
     """Queue + sender for one connection; `deliver` never awaits."""
 
-    def __init__(self, ws: WebSocket, fmt: str, ports: frozenset[int] | None,
+    def __init__(self, transport: Transport, fmt: str, ports: frozenset[int] | None,
                  rule: SlowClientRule, stats: WebStats) -> None:
-        self.ws = ws
+        self.transport = transport
         self.json = fmt == "json"
-        self.ports = ports  # None: every port
+        self.ports = ports
         self.last_sent: StreamId = (0, 0)
         self.overflowed = False
         self.close_code: int | None = None
@@ -76,8 +64,7 @@ class Client:
 
     @property
     def peer(self) -> str:
-        c = self.ws.client
-        return f"{c.host}:{c.port}" if c else "?"
+        return self.transport.peer
 
     def _weight(self, batch: Batch) -> int:
         return batch.json_bytes if self.json else batch.raw_bytes
@@ -133,12 +120,21 @@ class Client:
             self._waiter.set_result(None)
 
     async def _wait(self) -> None:
-        if not self._woken:
-            self._waiter = asyncio.get_running_loop().create_future()
+        """Until woken; a transport that needs keep-alives gets a ping after
+        each `keepalive` seconds of silence (one timer, only while idle)."""
+        while not self._woken:
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            every = self.transport.keepalive
+            timer = None if every is None else loop.call_later(every, _settle, waiter)
             try:
-                await self._waiter
+                await waiter
             finally:
                 self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+            if not self._woken:
+                await self._abandonable(self.transport.ping())
         self._woken = False
 
     def _sent(self, size: int) -> None:
@@ -163,7 +159,7 @@ class Client:
         """Send entries newer than `last_sent`, as few frames as allowed.
         `queued`: the batches come from this client's queue, so each frame
         sent shrinks its backlog (history pages do not count)."""
-        parts: list[str] = []
+        parts: list[Batch] = []
         size = lines = done = 0
         last: Entry | None = None
         for batch in batches:
@@ -179,7 +175,7 @@ class Client:
                 await self._send_frame(parts, lines, last)
                 self._sent(done_before)
                 parts, size, lines, done = [], 0, 0, done - done_before
-            parts.append(batch.json_items if self.json else batch.raw_text)
+            parts.append(batch)
             size += weight
             lines += batch.lines
             last = batch.last
@@ -187,14 +183,21 @@ class Client:
             await self._send_frame(parts, lines, last)
         self._sent(done)
 
-    async def _send_frame(self, parts: list[str], lines: int, last: Entry | None) -> None:
+    async def _send_frame(self, parts: list[Batch], lines: int, last: Entry | None) -> None:
         assert last is not None
-        text = "[" + ",".join(parts) + "]" if self.json else "\n".join(parts)
+        await self._abandonable(self.transport.send(parts, self.json))
+        self.last_sent = last.id
+        self._stats.frames_sent += 1
+        self._stats.lines_sent += lines
+        self._stats.lag_seconds = max(0.0, time.time() - last.ts)
+
+    async def _abandonable(self, sending: Awaitable[None]) -> None:
+        """Await one write to the socket, which deliver() may abandon."""
         self._task = asyncio.current_task()
         self._in_send = True
         self._send_started = asyncio.get_running_loop().time()
         try:
-            await self.ws.send_text(text)
+            await sending
         except asyncio.CancelledError:
             # deliver() cancels a send blocked on a stalled reader once the
             # queue overflows; only our own cancel becomes TooSlow.
@@ -203,10 +206,6 @@ class Client:
             raise
         finally:
             self._in_send = False
-        self.last_sent = last.id
-        self._stats.frames_sent += 1
-        self._stats.lines_sent += lines
-        self._stats.lag_seconds = max(0.0, time.time() - last.ts)
 
     async def run(self, before: Callable[[], Awaitable[None]] | None = None) -> None:
         """Run `before` (a history replay), then send live data until asked
@@ -244,8 +243,13 @@ class Client:
         leave, and then we give up rather than hold the handler forever."""
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
-                await self.ws.close(code, fit_close_reason(reason))
+                await self.transport.close(code, reason)
         except TimeoutError:
             log.info("client %s did not take its close frame in %.0fs", self.peer, CLOSE_TIMEOUT)
         except SendErrors:
             pass  # already gone: nothing left to tell it
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -34,6 +34,7 @@ class WebConfig:
     slow_client_grace: float = 2.0
     shutdown_timeout: float = 5.0
     ws_per_message_deflate: bool = False
+    sse_keepalive: float = 15.0
     log_level: str = "info"
     log_format: str = "text"
     parent_pid: int | None = None
@@ -109,6 +110,10 @@ class WebConfig:
         p.add_argument("--log-format", type=lambda t: cli.choice(t, LOG_FORMATS),
                        default=env("TCPWS_LOG_FORMAT", "text"),
                        help="text, or json: one object per line (env TCPWS_LOG_FORMAT)")
+        p.add_argument("--sse-keepalive", type=cli.seconds,
+                       default=env("TCPWS_SSE_KEEPALIVE", "15"),
+                       help="seconds of silence after which an SSE stream gets a comment line "
+                            "(proxies close idle streams); 0: off (TCPWS_SSE_KEEPALIVE)")
         p.add_argument("--log-level", default=env("TCPWS_LOG_LEVEL", "info"), type=cli.log_level,
                        help="log level (TCPWS_LOG_LEVEL)")
         ns = p.parse_args(list(argv))
@@ -149,6 +154,7 @@ class WebConfig:
             slow_client_grace=ns.slow_client_grace,
             shutdown_timeout=ns.shutdown_timeout,
             ws_per_message_deflate=ns.ws_per_message_deflate,
+            sse_keepalive=ns.sse_keepalive,
             log_level=ns.log_level, log_format=ns.log_format,
             parent_pid=child.parent_pid,
             listen_fd=child.listen_fd,

@@ -76,12 +76,12 @@ class StreamGate:
         if not self.rule.allows(origin, _header(scope, b"host")):
             self._refused("origin", "refused a stream request from origin %r (host %r)",
                           origin, _header(scope, b"host"))
-            await _deny(scope, send, 403, "origin not allowed\n", [])
+            await deny(scope, send, 403, "origin not allowed\n", [])
             return
         if self.streams >= self.max_clients:
             self._refused("busy", "refused a stream request: %d streams, --max-clients %d",
                           self.streams, self.max_clients)
-            await _deny(scope, send, 503, "too many clients, retry later\n",
+            await deny(scope, send, 503, "too many clients, retry later\n",
                         [(b"retry-after", str(RETRY_AFTER).encode())])
             return
         self.streams += 1
@@ -99,7 +99,7 @@ class StreamGate:
                         *args)
 
 
-async def _deny(scope: Scope, send: Send, status: int, body: str,
+async def deny(scope: Scope, send: Send, status: int, body: str,
                 headers: list[tuple[bytes, bytes]]) -> None:
     """An HTTP answer instead of the upgrade (or of the event stream)."""
     data = body.encode()

@@ -28,6 +28,12 @@ from web.clients import Client
 HISTORY_PAGE = 500  # entries per XRANGE call
 
 
+async def history_head(commands: aioredis.Redis) -> StreamId | None:
+    """The newest stored entry's id (None: the history is empty)."""
+    rows: Any = await commands.xrevrange(STREAM_KEY, count=1)
+    return parse_stream_id(as_text(rows[0][0])) if rows else None
+
+
 async def replay(client: Client, commands: aioredis.Redis, since: StreamId, index: int) -> int:
     """Send every stored line after `since` (line `index` of that entry, or
     the whole entry when `index` is -1). Returns the entries read.

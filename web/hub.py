@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 
 from tcpws import redisconn
 from tcpws.heartbeat import read_heartbeats, remove_heartbeat, write_heartbeat
-from tcpws.protocol import HEARTBEAT_INTERVAL, format_stream_id
+from tcpws.protocol import HEARTBEAT_INTERVAL, StreamId, format_stream_id
+from web.auth import StreamAuth
 from web.broadcaster import Broadcaster
 from web.clients import Client
 from web.config import WebConfig
@@ -38,6 +39,7 @@ class Hub:
     def __init__(self, config: WebConfig) -> None:
         self.config = config
         self.stats = WebStats()
+        self.auth = StreamAuth(config.ws_token, config.jwt_secret, config.jwt_public_key)
         self._metrics = WebMetrics(self.stats, lambda: self.ready)
         self.started = time.time()
         self.state = "starting"
@@ -105,6 +107,12 @@ class Hub:
         stored between its handshake and that first read: the read would
         count the line as already seen."""
         await self._subscription.positioned.wait()
+
+    @property
+    def last_delivered(self) -> StreamId:
+        """The newest entry id handed to clients ((0, 0) before any)."""
+        last = self._broadcaster.last_id if self._broadcaster is not None else None
+        return last or (0, 0)
 
     @property
     def closing(self) -> tuple[int, str] | None:

@@ -75,9 +75,9 @@ class WebCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats
-        yield GaugeMetricFamily("tcpws_web_clients", "Connected WebSocket clients.",
+        yield GaugeMetricFamily("tcpws_web_clients", "Connected clients, WebSocket and SSE.",
                                 value=s.clients)
-        yield CounterMetricFamily("tcpws_web_frames_sent", "WebSocket frames sent.",
+        yield CounterMetricFamily("tcpws_web_frames_sent", "WebSocket frames and SSE events sent.",
                                   value=s.frames_sent)
         yield CounterMetricFamily("tcpws_web_lines_sent", "Lines sent to clients.",
                                   value=s.lines_sent)

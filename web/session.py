@@ -1,6 +1,6 @@
-"""The life of one `/ws` connection once its client is registered: the
-client's sender runs in the handler's own task while one small task watches
-the connection for a disconnect.
+"""The life of one stream connection (`/ws` or `/sse`) once its client is
+registered: the client's sender runs in the handler's own task while one
+small task watches the connection for a disconnect.
 
 One extra task per connection, not two: idle connections are what a front
 end holds most of, and each task with its coroutine frame costs memory
@@ -13,14 +13,34 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from starlette.types import Receive
 from starlette.websockets import WebSocket
 
-from web.clients import SendErrors
+from web.transport import SendErrors
 
 log = logging.getLogger(__name__)
 
+Gone = Callable[[], Coroutine[Any, Any, None]]
 
-async def race_receive(ws: WebSocket, stream: Callable[[], Coroutine[Any, Any, None]]) -> None:
+
+def ws_gone(ws: WebSocket) -> Gone:
+    """Returns when the WebSocket client disconnects."""
+    async def gone() -> None:
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass  # clients only send control traffic; data frames are ignored
+    return gone
+
+
+def http_gone(receive: Receive) -> Gone:
+    """Returns when the HTTP client (of a streamed response) disconnects."""
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # a request body nobody asked for
+    return gone
+
+
+async def race_receive(gone: Gone,
+                       stream: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run `stream` (history, then the sender) until it finishes or the client
     goes away, whichever is first: a handler that only awaited its queue
     would never notice a disconnect and would stall uvicorn's shutdown.
@@ -32,17 +52,13 @@ async def race_receive(ws: WebSocket, stream: Callable[[], Coroutine[Any, Any, N
     assert handler is not None
     finished = False
 
-    async def watch() -> None:
-        while (await ws.receive())["type"] != "websocket.disconnect":
-            pass  # clients only send control traffic; data frames are ignored
-
     def watch_ended(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and not finished:
             handler.cancel()
         elif not task.cancelled() and task.exception() is not None:
             log.warning("disconnect watch failed after its stream ended: %r", task.exception())
 
-    watcher = asyncio.create_task(watch(), name="ws-receiver")
+    watcher = asyncio.create_task(gone(), name="stream-receiver")
     watcher.add_done_callback(watch_ended)
     try:
         await stream()

@@ -10,12 +10,17 @@ the client library cannot soak up more than the server's send buffer."""
 from __future__ import annotations
 
 import asyncio
-import re
-import socket
 from typing import Any
 
 from testkit.procs import wait_until
-from tests.support.web import Publisher, StartWeb, Web, recv_until_closed
+from tests.support.web import (
+    Publisher,
+    StartWeb,
+    Web,
+    metrics_now,
+    recv_until_closed,
+    stalled_socket,
+)
 
 MIB = 1024 * 1024
 BOUND = 2 * MIB  # soft bound; the hard one is 64 MiB
@@ -32,19 +37,6 @@ async def metric(web: Web, name: str) -> float:
 
 async def metrics(web: Web) -> dict[str, float]:
     return await asyncio.to_thread(metrics_now, web)
-
-
-def metrics_now(web: Web) -> dict[str, float]:
-    _, body = web.get("/metrics")
-    return {found.group(1): float(found.group(2))
-            for found in re.finditer(r"^(\S+) (\S+)$", body.decode(), re.MULTILINE)}
-
-
-def stalled_socket(web: Web) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", web.port))
-    return sock
 
 
 def entry_text(e: int) -> str:

@@ -1,6 +1,7 @@
 """A real `python -m web` answers every `/ws` query (a bounded number of
 hypothesis examples) with an open stream or close 1008 and a reason, never
-an abnormal close, and agrees with `parse_params`."""
+an abnormal close, and agrees with `parse_params` (plus: over an empty
+history, any resume point past 0-0 is from another history: 1008)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.datastructures import QueryParams
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from testkit.procs import PYTHON, Proc, RedisServer, free_port, wait_until
 from tests.support.ws_query import ID_LIKE, KEYS, check, query_of
+from web.stream import parse_params
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,10 @@ ASCII_VALUES = st.one_of(st.text(st.characters(min_codepoint=32, max_codepoint=1
 def test_live_web_answers_every_query(web_port: int, pairs: list[tuple[str, str]]) -> None:
     qs = query_of(pairs)
     expected_error = check(qs)
+    if expected_error is None:
+        since = parse_params(QueryParams(qs)).since
+        if since is not None and since[0] > (0, 0):
+            expected_error = "not in this history"
     with connect(f"ws://127.0.0.1:{web_port}/ws?{qs}", open_timeout=10,
                  close_timeout=2) as ws:
         try:
@@ -60,6 +67,8 @@ def test_live_web_answers_every_query(web_port: int, pairs: list[tuple[str, str]
             assert exc.rcvd is not None, (qs, "closed without a close frame")
             assert exc.rcvd.code == 1008 and exc.rcvd.reason, (qs, exc)
             assert expected_error is not None, qs
+            if expected_error == "not in this history":
+                assert expected_error in exc.rcvd.reason, (qs, exc)
             return
     raise AssertionError(f"{qs}: data on a fresh stream with an empty history")
 

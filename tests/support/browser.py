@@ -53,9 +53,23 @@ def publish(redis_url: str, *lines: str, port: int = 8001) -> None:
         client.close()
 
 
+# A page of another site that reads /sse with the browser's own EventSource
+# (which reconnects and sends Last-Event-ID by itself).
+EVENT_SOURCE_PAGE = """<!doctype html><title>an EventSource page</title>
+<script>
+window.got = []; window.opens = 0; window.closes = [];
+const es = new EventSource(new URLSearchParams(location.search).get("target"));
+es.onopen = () => { window.opens += 1; };
+es.onmessage = (ev) => { for (const m of JSON.parse(ev.data)) window.got.push(m.data); };
+es.addEventListener("close", (ev) => { window.closes.push(ev.data); });
+</script>"""
+
+
 class _ForeignPage(http.server.BaseHTTPRequestHandler):
+    page = FOREIGN_PAGE
+
     def do_GET(self) -> None:
-        body = FOREIGN_PAGE.encode()
+        body = self.page.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -67,10 +81,11 @@ class _ForeignPage(http.server.BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def foreign_site() -> Iterator[str]:
+def foreign_site(page: str = FOREIGN_PAGE) -> Iterator[str]:
     """The origin (`http://127.0.0.1:PORT`) of another site's page, served
-    at `/?target=WS_URL`."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForeignPage)
+    at `/?target=STREAM_URL`."""
+    handler = type("Page", (_ForeignPage,), {"page": page})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -103,9 +103,10 @@ def receive_json(ws: ClientConnection, count: int, timeout: float = 20) -> list[
 class Sender(threading.Thread):
     """One short connection per line, as fast as the system accepts them."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, prefix: str = "line") -> None:
         super().__init__(daemon=True)
         self.port = port
+        self.prefix = prefix
         self.sent: list[str] = []
         self.refused = 0
         self.stop = threading.Event()
@@ -113,7 +114,7 @@ class Sender(threading.Thread):
     def run(self) -> None:
         n = 0
         while not self.stop.is_set():
-            line = f"line-{n}"
+            line = f"{self.prefix}-{n}"
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
                     s.sendall(line.encode() + b"\n")

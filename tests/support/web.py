@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -92,6 +94,22 @@ async def recv_until_closed(ws: ClientConnection, within: float = 15.0) -> list[
                 frames.append(str(await ws.recv()))
         except ConnectionClosed:
             return frames
+
+
+def metrics_now(web: Web) -> dict[str, float]:
+    """The web's /metrics, as name (with labels) -> value."""
+    _, body = web.get("/metrics")
+    return {found.group(1): float(found.group(2))
+            for found in re.finditer(r"^(\S+) (\S+)$", body.decode(), re.MULTILINE)}
+
+
+def stalled_socket(web: Web) -> socket.socket:
+    """A connected socket with a 4 KiB receive buffer, for a client that
+    stops reading: the kernel cannot soak up much of what is sent to it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", web.port))
+    return sock
 
 
 def numbers_in(frames: list[str], fmt: str = "raw") -> list[int]:

@@ -35,7 +35,7 @@ def check(qs: str) -> str | None:
         assert message
         return message
     assert params.fmt in FORMATS
-    assert params.port is None or 0 < params.port < 65536
+    assert params.ports is None or all(0 < p < 65536 for p in params.ports)
     if params.since is not None:
         (ms, seq), index = params.since
         assert ms >= 0 and seq >= 0 and index >= -1

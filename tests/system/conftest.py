@@ -1,5 +1,7 @@
 """Fixtures shared by the browser tests: one headless Chromium (Debian's,
-driven by Playwright; never a downloaded browser)."""
+driven by Playwright; never a downloaded browser); and the integration
+tests' process fixtures (`start_web`, `start_worker`, `publisher`), for
+system tests that need a web process of their own."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import publisher, start_web, start_worker
 from tests.support.tools import require_tool
+
+__all__ = ["browser", "publisher", "start_web", "start_worker"]
 
 CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")

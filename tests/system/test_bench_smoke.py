@@ -14,12 +14,12 @@ import pytest
 from testkit.procs import ROOT
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(210)
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--profile", "smoke", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=140, check=False)
+        cwd=ROOT, capture_output=True, text=True, timeout=200, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "summary.md").read_text().startswith("# Benchmark")
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -41,3 +41,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     for kind in ("memory_ws", "memory_tcp"):
         assert isinstance(ours[kind], list) and ours[kind][0]["connections"] == 100
     assert ours["shutdown_idle"]["returncode"] == 0
+    for transport in ("ws", "sse"):  # SSE next to WebSocket (benchmarks/sse.py)
+        for key in ("throughput_1", "throughput_100"):
+            r = results["sse"][transport][key]
+            assert r["lost"] == 0 and r["broken"] == 0, (transport, key, r)
+    assert results["sse"]["sse"]["memory"][0]["connections"] == 100

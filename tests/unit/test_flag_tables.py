@@ -16,7 +16,7 @@ import pytest
 
 from testkit.procs import PYTHON, ROOT
 
-PROCESSES = ["supervisor", "tcp_worker", "web"]
+PROCESSES = ["supervisor", "tcp_worker", "web", "tcpws.tail"]
 TABLE_HEAD = re.compile(r"^\|\s*`python -m ([\w.]+)`\s*\|")
 FLAG = re.compile(r"--[a-z][a-z0-9-]*")
 HELP_OPTION = re.compile(r"^  (?:-\w, )?(--[a-z][a-z0-9-]*)", re.M)  # not wrapped text

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tcpws.protocol import parse_since
 from tests.support.ws_query import KEYS, PAIRS, check, query_of
-from web.clients import fit_close_reason
+from web.transport import fit_close_reason
 
 
 @given(PAIRS)

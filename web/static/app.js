@@ -6,6 +6,9 @@
 // the socket closes for any reason, reconnects by itself with exponential
 // back-off and `since=<last id>`: the server replays what was missed from its
 // history, so a web restart or a reload loses nothing the history still holds.
+// When the WebSocket cannot connect at all twice in a row (a proxy that blocks
+// the upgrade), the page falls back to Server-Sent Events on /sse: the same
+// JSON arrays, and EventSource reconnects by itself with Last-Event-ID.
 // /api/status is polled once a second for the workers table.
 "use strict";
 
@@ -20,6 +23,7 @@
   const RATE_WINDOW = 60;                                          // seconds per sparkline
   const BACKOFF_MIN = 250, BACKOFF_MAX = 5000;                     // ms
   const STORE_KEY = "tcpws.lastId";
+  const WS_FAILURES_BEFORE_SSE = 2;                                // never-opened sockets
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -74,16 +78,20 @@
   let ws = null;
   let attempt = 0;
   let retryTimer = null;
+  let wsNeverOpened = 0;      // consecutive WebSockets that never opened
+  let transport = "ws";       // "sse" once the WebSocket proved blocked
 
-  function wsUrl() {
-    const url = new URL("ws", location.href);
-    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  function streamUrl(path) {
+    const url = new URL(path, location.href);
+    if (path === "ws") url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     url.search = "";
     url.searchParams.set("format", "json");
     if (lastId) url.searchParams.set("since", lastId);
     if (TOKEN) url.searchParams.set("token", TOKEN);
     return url.toString();
   }
+
+  function wsUrl() { return streamUrl("ws"); }
 
   function setState(state, text) {
     document.body.dataset.state = state;
@@ -95,6 +103,7 @@
     retryTimer = null;
     setState(attempt ? "reconnecting" : "connecting",
              attempt ? "reconnecting…" : "connecting…");
+    if (transport === "sse") { connectSse(); return; }
     let socket;
     try {
       socket = new WebSocket(wsUrl());
@@ -106,6 +115,7 @@
     let openedAt = 0;
     socket.onopen = () => {
       openedAt = Date.now();
+      wsNeverOpened = 0;
       setState("live", received ? "live (resumed)" : "live");
     };
     socket.onmessage = (ev) => {
@@ -125,9 +135,46 @@
         // The server refused our resume point: start again from live data.
         lastId = null; lastKey = null; saveLastId("");
       }
+      if (!openedAt && ++wsNeverOpened >= WS_FAILURES_BEFORE_SSE &&
+          typeof EventSource !== "undefined") {
+        transport = "sse";  // the upgrade is blocked: the same stream over HTTP
+      }
       scheduleReconnect(why);
     };
     // onerror is always followed by onclose, which does the work.
+  }
+
+  // Server-Sent Events: EventSource reconnects by itself (the server says
+  // `retry:`) and sends Last-Event-ID, so only a refused request (an HTTP
+  // error status: EventSource gives up) comes back to our own back-off.
+  let sse = null;
+
+  function connectSse() {
+    const source = new EventSource(streamUrl("sse"));
+    sse = source;
+    source.onopen = () => {
+      setState("live", received ? "live over SSE (resumed)" : "live over SSE");
+    };
+    source.onmessage = (ev) => {
+      attempt = 0;
+      let items;
+      try { items = JSON.parse(ev.data); } catch (e) { return; }
+      if (Array.isArray(items)) onMessages(items);
+    };
+    source.addEventListener("close", (ev) => {
+      // The server ended the stream ("1001 going away", "1012 …"): EventSource
+      // comes back by itself after `retry:`.
+      setState("reconnecting", "reconnecting over SSE (" + ev.data + ")…");
+    });
+    source.onerror = () => {
+      if (sse !== source) return;
+      if (source.readyState === EventSource.CLOSED) {
+        sse = null;
+        scheduleReconnect("SSE refused");
+      } else {
+        setState("reconnecting", "reconnecting over SSE…");
+      }
+    };
   }
 
   function scheduleReconnect(why) {
@@ -429,5 +476,6 @@
     get lastId() { return lastId; },
     get received() { return received; },
     get state() { return document.body.dataset.state; },
+    get transport() { return transport; },
   };
 })();

@@ -153,13 +153,16 @@ class Publisher:
             return
         pending = self._pending.get(sender)
         if pending is None:
-            pending = self._pending[sender] = _Pending(time.time())
+            self._pending[sender] = _Pending(time.time(), [text] if count else [], count, done,
+                                             nbytes)
+        else:
+            if count:
+                pending.blocks.append(text)
+                pending.count += count
+            pending.done += done
+            pending.nbytes += nbytes
         if count:
             self._window.arrived()
-            pending.blocks.append(text)
-            pending.count += count
-        pending.done += done
-        pending.nbytes += nbytes
         self._pending_bytes += nbytes
         self._stats.unpublished += count
         if self._pending_bytes > self._high and not self.paused:

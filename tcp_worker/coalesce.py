@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 MIN_EXPECTED = 4.0  # reads expected within one bound before a window is worth opening
 GAP_WEIGHT = 0.125  # weight of the newest gap in the running mean
+NO_GAP_YET = -1.0  # mean_gap until two reads have come: not busy
 
 
 class CoalesceWindow:
@@ -38,25 +39,27 @@ class CoalesceWindow:
         self._first: float | None = None  # arrival of the oldest read not yet taken
         self._first_after_quiet = False  # ... and it came after a gap longer than bound
         self._last: float | None = None  # arrival of the newest read
-        self.mean_gap = float("inf")
+        self.mean_gap = NO_GAP_YET
 
     def arrived(self) -> None:
-        """A read with lines to publish came in (call once per read)."""
+        """A read with lines to publish came in (call once per read: this
+        runs for every line at device-like loads, hence the plain code)."""
         now = self._clock()
-        gap = float("inf") if self._last is None else now - self._last
-        if self.mean_gap == float("inf"):
-            self.mean_gap = gap
-        else:
-            self.mean_gap += GAP_WEIGHT * (gap - self.mean_gap)
+        last = self._last
         self._last = now
+        if last is None:
+            self._first, self._first_after_quiet = now, True
+            return
+        gap = now - last
+        mean = self.mean_gap
+        self.mean_gap = gap if mean < 0 else mean + GAP_WEIGHT * (gap - mean)
         if self._first is None:
-            self._first = now
-            self._first_after_quiet = gap > self.bound
+            self._first, self._first_after_quiet = now, gap > self.bound
 
     @property
     def busy(self) -> bool:
         """Whether reads come fast enough for a window to gather several."""
-        return self.bound > 0 and self.mean_gap * MIN_EXPECTED < self.bound
+        return self.bound > 0 and 0 <= self.mean_gap * MIN_EXPECTED < self.bound
 
     def delay(self) -> float:
         """Seconds to wait before taking what is pending (0: take it now)."""

@@ -75,10 +75,12 @@ class Framer:
         if self._tail:
             self._tail += data[:last]
             block = bytes(self._tail)
+            self._tail = bytearray()
         else:
             block = data[:last]
-        self._tail = bytearray(data[last + 1 :])
-        self._check_tail()
+        if last + 1 < len(data):  # else (the common case) no tail is left
+            self._tail = bytearray(data[last + 1 :])
+            self._check_tail()
         return self._frame(block)
 
     def finish_block(self) -> Block:

@@ -51,7 +51,10 @@ from .stats import WorkerStats
 
 log = logging.getLogger(__name__)
 
-MERGE_BYTES = 64 * 1024  # data of several connections in one stream entry, at most
+# Several connections' lines in one stream entry, at most: a shared entry
+# stays well under a 1 MiB WebSocket frame even as JSON envelopes.
+MERGE_BYTES = 64 * 1024
+MERGE_LINES = 1000
 
 
 class Sender(Protocol):
@@ -79,9 +82,9 @@ class _Pending:
 
 def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
     """Stream entries for one call: the lines of consecutive connections share
-    an entry (one XADD, one decode in the web) up to MERGE_BYTES of data; a
-    bigger connection's lines stay an entry of their own, so frames can still
-    be split between entries. Each entry says which lines came from which
+    an entry (one XADD, one decode in the web) up to MERGE_BYTES of data and
+    MERGE_LINES lines; a bigger connection's lines stay an entry of their own,
+    so frames can still be split between entries. Each entry says which lines came from which
     peer (`protocol.Entry.runs`)."""
     entries: list[Entry] = []
     group: list[tuple[str, _Pending]] = []
@@ -97,12 +100,14 @@ def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
                             "\n".join(b for _, p in group for b in p.blocks), runs.decode()))
         group.clear()
 
+    lines = 0
     for peer, p in batch:
-        if group and size + p.nbytes > MERGE_BYTES:
+        if group and (size + p.nbytes > MERGE_BYTES or lines + p.count > MERGE_LINES):
             close_group()
-            size = 0
+            size = lines = 0
         group.append((peer, p))
         size += p.nbytes
+        lines += p.count
     close_group()
     return entries
 
@@ -148,13 +153,16 @@ class Publisher:
             return
         pending = self._pending.get(sender)
         if pending is None:
-            pending = self._pending[sender] = _Pending(time.time())
+            self._pending[sender] = _Pending(time.time(), [text] if count else [], count, done,
+                                             nbytes)
+        else:
+            if count:
+                pending.blocks.append(text)
+                pending.count += count
+            pending.done += done
+            pending.nbytes += nbytes
         if count:
             self._window.arrived()
-            pending.blocks.append(text)
-            pending.count += count
-        pending.done += done
-        pending.nbytes += nbytes
         self._pending_bytes += nbytes
         self._stats.unpublished += count
         if self._pending_bytes > self._high and not self.paused:

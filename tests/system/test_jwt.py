@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
 from tests.integration.conftest import publisher, start_web  # noqa: F401  (fixtures)
+from tests.support.sse import sse, wait_for
 from tests.support.supervised import send_lines, supervised
 from tests.support.web import Publisher, StartWeb, Web, recv_frames, recv_until_closed
 
@@ -151,3 +152,27 @@ def test_supervisor_passes_jwt_to_web_not_on_its_command_line() -> None:
             assert [m["data"] for m in json.loads(ws.recv(timeout=20))] == ["through"]
         web = next(c for c in system.status() if c["name"].startswith("web"))
         assert SECRET.encode() not in Path(f"/proc/{web['pid']}/cmdline").read_bytes()
+
+
+async def test_sse_takes_the_same_tokens(redis_url: str, start_web: StartWeb,  # noqa: F811
+                                         publisher: Publisher) -> None:  # noqa: F811
+    """/sse is admitted by the same check as /ws: a refused token is an HTTP
+    status (401, the ports claim 403), a good one streams only its ports, and
+    `exp` ends an open stream with the close event 1008 "token expired"."""
+    web = start_web(redis_url, "--jwt-secret", SECRET)
+    for query, status in ((f"token={unsigned({'sub': 'x'})}", 401),
+                          (f"token={token({'exp': int(time.time()) - 1})}", 401),
+                          ("", 401),
+                          (f"port=8002&token={token({'ports': [8001]})}", 403)):
+        async with sse(web.port, query) as (response, _, _):
+            assert response.status_code == status, (query, response.status_code)
+    limited = token({"ports": [8001], "exp": int(time.time()) + 3})
+    async with sse(web.port, f"token={limited}") as (response, got, _task), \
+            sse(web.port, "", {"Authorization": "Bearer " + token({"sub": "all"})}) as (
+                everything, seen, _):
+        assert response.status_code == 200 and everything.status_code == 200
+        await publisher.publish((8001, "one"), (8002, "two"))
+        await wait_for(lambda: len(got.lines()) >= 1 and len(seen.lines()) >= 2)
+        assert got.lines() == ["one"] and seen.lines() == ["one", "two"]
+        await wait_for(lambda: got.ended, within=15)
+        assert got.close == "1008 token expired", got.close

@@ -46,8 +46,8 @@ class SupervisorConfig:
     web_args: tuple[str, ...] = ()
     max_clients: int = 10000
     coalesce_ms: float = cli.DEFAULT_COALESCE_MS
-    framing: perport.PerPort = perport.PerPort(perport.DEFAULT_FRAMING)
-    parse: perport.PerPort = perport.PerPort()
+    framing: perport.PerPort = field(default_factory=lambda: perport.PerPort("newline"))
+    parse: perport.PerPort = field(default_factory=perport.PerPort)
     http_timeout: float = 10.0
     allowed_origins: str = ""
     log_level: str = "info"

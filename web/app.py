@@ -23,6 +23,7 @@ from starlette.datastructures import QueryParams
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tcpws import syslog
 from tcpws.protocol import StreamId, parse_since
 from web.backlog import SlowClientRule
 from web.clients import Client, ClientClosed, fit_close_reason
@@ -49,6 +50,7 @@ class StreamParams:
     fmt: str = "raw"
     port: int | None = None
     since: tuple[StreamId, int] | None = None
+    severity: int | None = None  # only lines of this syslog severity or worse
 
 
 def parse_params(query: QueryParams) -> StreamParams:
@@ -68,7 +70,11 @@ def parse_params(query: QueryParams) -> StreamParams:
     text = query.get("since", "")
     if text:
         since = parse_since(text[:64])
-    return StreamParams(fmt, port, since)
+    severity = None
+    text = query.get("severity", "")
+    if text:
+        severity = syslog.severity_limit(text[:20])
+    return StreamParams(fmt, port, since, severity)
 
 
 def token_ok(config: WebConfig, ws: WebSocket) -> bool:
@@ -119,7 +125,7 @@ def create_app(hub: Hub) -> ASGIApp:
             code, reason = hub.closing
             await ws.close(code, fit_close_reason(reason))
             return
-        client = Client(ws, params.fmt, params.port, rule, hub.stats)
+        client = Client(ws, params.fmt, params.port, rule, hub.stats, params.severity)
         hub.admit(client)
         try:
             await race_receive(ws, lambda: client.run(_resume(hub, client, params)))

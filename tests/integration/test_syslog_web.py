@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from testkit.procs import wait_until
 from tests.support.tcp_worker import StartWorker
 from tests.support.web import StartWeb, recv_frames
 
@@ -93,3 +94,29 @@ async def test_a_bad_severity_is_closed_with_a_reason(redis_url: str, start_web:
             await recv_frames(ws, lambda f: False, within=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
     assert "severity must be a number from 0 (emerg) to 7 (debug)" in closed.value.rcvd.reason
+
+
+def test_bad_framing_is_counted_per_cause_in_metrics(
+        redis_url: str, start_worker: StartWorker, start_web: StartWeb) -> None:
+    _, port = start_worker(redis_url, "--framing", "octet-count")
+    web = start_web(redis_url)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(octet(b"fine") + b"12x broken")
+        s.settimeout(15)
+        assert s.recv(10) == b""  # closed by the worker
+
+    def counter(text: str, cause: str) -> float | None:
+        for line in text.splitlines():
+            if line.startswith(f"tcpws_worker_framing_{cause}{{") and f'port="{port}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def metrics() -> str:
+        status, body = web.get("/metrics")
+        assert status == 200
+        return body.decode()
+
+    wait_until(lambda: counter(metrics(), "no_space") == 1.0, 15,
+               what="tcpws_worker_framing_no_space 1 in /metrics")
+    text = metrics()
+    assert counter(text, "not_digits") == 0.0 and counter(text, "over_limit") == 0.0

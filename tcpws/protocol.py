@@ -11,7 +11,8 @@ coalescing window gathers them at device-like loads).
 Stream entry fields: `port`, `peer`, `ts` (seconds, float text), `data`
 (the batch's lines joined by "\\n"; a line never holds "\\n") and, for an
 entry of several connections, `runs`: which lines came from which peer, and
-when (see `Entry.runs`).
+when (see `Entry.runs`), and, when some line has any, `x`: each line's
+extras (`tcpws.extras`: `data_b64`, `syslog`) as one JSON list.
 
 Ids seen by clients:
   * an entry id is the stream id, ``"<ms>-<seq>"``;

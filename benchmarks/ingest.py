@@ -1,6 +1,7 @@
 """One TCP worker's ingestion rate into Redis, against one PUBLISH per line.
 
     python -m benchmarks.ingest --lines 200000 [--connections 4] [--no-baseline]
+        [--framing newline|octet-count|syslog|length32] [--parse syslog]
     python -m benchmarks.ingest --rate 1000 [--seconds 10]
 
 Starts a private redis-server, then `python -m tcp_worker --ack` on a free
@@ -11,7 +12,9 @@ payload goes to a baseline server (`--serve-baseline`, below): the same
 chunked framing, but one `await PUBLISH` per line, as a naive port of the
 original design would do (a round trip per line caps it near 85k lines/s).
 Both are separate processes, so the sender (this process) does not share
-their core. Not part of the test suite.
+their core. Not part of the test suite. `--framing` frames the same lines
+as that method does (the worker gets the flag too); `--parse syslog` sends
+RFC 5424 lines to a worker parsing them (the baseline is always newline).
 
 With `--rate`, one connection sends one line per write at that pace for
 `--seconds`, and the result is the worker's (and Redis's) CPU time per line
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import struct
 import sys
 import time
 
@@ -32,12 +36,12 @@ from testkit.procfs import cpu_seconds
 from testkit.procs import Proc, RedisServer, free_port, python_module
 
 
-async def blast(port: int, payloads: list[bytes]) -> float:
+async def blast(port: int, payloads: list[bytes], wants: list[int] | None = None) -> float:
     """Send each payload on its own connection; return seconds until every
-    line is acked (`+N` lines summed), then close."""
-    async def one(payload: bytes) -> None:
+    line is acked (`+N` lines summed; `wants`: the frames in each payload,
+    by default its newlines), then close."""
+    async def one(payload: bytes, want: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        want = payload.count(b"\n")
         writer.write(payload)
         got = 0
         buf = b""
@@ -52,14 +56,28 @@ async def blast(port: int, payloads: list[bytes]) -> float:
         await writer.wait_closed()
 
     start = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(one(p) for p in payloads)), 600)
+    counts = wants if wants is not None else [p.count(b"\n") for p in payloads]
+    await asyncio.wait_for(asyncio.gather(*(one(p, n) for p, n in zip(payloads, counts,
+                                                                     strict=True))), 600)
     return time.perf_counter() - start
 
 
-def payloads(lines: int, connections: int) -> list[bytes]:
+def payloads(lines: int, connections: int, framing: str = "newline",
+             syslog: bool = False) -> list[bytes]:
+    """`lines` lines over `connections` payloads, framed by `framing`."""
     per = lines // connections
-    return [b"".join(b"conn %d line %08d some payload text\n" % (c, i) for i in range(per))
+    text = b"<11>1 - host app - - - conn %d line %08d" if syslog else \
+        b"conn %d line %08d some payload text"
+    return [b"".join(frame(framing, text % (c, i)) for i in range(per))
             for c in range(connections)]
+
+
+def frame(framing: str, line: bytes) -> bytes:
+    if framing in ("octet-count", "syslog"):
+        return b"%d %s" % (len(line), line)
+    if framing == "length32":
+        return struct.pack(">I", len(line)) + line
+    return line + b"\n"
 
 
 async def serve_baseline(port: int, redis_url: str) -> None:
@@ -136,15 +154,16 @@ def run_paced(redis: RedisServer, rate: float, seconds: float) -> str:
             f"p50 {statistics.median(lat) * 1e3:.2f} ms, p99 {lat[int(n * 0.99)] * 1e3:.2f} ms")
 
 
-def run_worker(redis_url: str, data: list[bytes]) -> tuple[float, float]:
+def run_worker(redis_url: str, data: list[bytes], wants: list[int],
+               *args: str) -> tuple[float, float]:
     """Seconds until every line is acked, and the worker's CPU seconds meanwhile."""
     port = free_port()
-    proc = Proc(python_module("tcp_worker", "--port", str(port), "--ack"),
+    proc = Proc(python_module("tcp_worker", "--port", str(port), "--ack", *args),
                 env={"REDIS_URL": redis_url}, name="worker")
     try:
         proc.wait_for_output("ready on")
         cpu = cpu_seconds(proc.pid)
-        secs = asyncio.run(blast(port, data))
+        secs = asyncio.run(blast(port, data, wants))
         return secs, cpu_seconds(proc.pid) - cpu
     finally:
         proc.stop(timeout=15)
@@ -168,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--rate", type=float, help="paced mode: lines/s on one connection")
     parser.add_argument("--seconds", type=float, default=10.0, help="paced mode: duration")
+    parser.add_argument("--framing", default="newline",
+                        choices=("newline", "octet-count", "syslog", "length32"))
+    parser.add_argument("--parse", choices=("syslog",), help="send syslog lines, parse them")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -181,13 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
         return 0
-    data = payloads(args.lines, args.connections)
-    total = sum(p.count(b"\n") for p in data)
+    data = payloads(args.lines, args.connections, args.framing, args.parse == "syslog")
+    wants = [args.lines // args.connections] * args.connections
+    total = sum(wants)
+    flags = ["--framing", args.framing, *(["--parse", "syslog"] if args.parse else [])]
     server = RedisServer()
     try:
-        secs, cpu = run_worker(server.url, data)
+        secs, cpu = run_worker(server.url, data, wants, *flags)
         rate = total / secs
-        print(f"tcp_worker: {total} lines over {args.connections} connections stored "
+        print(f"tcp_worker {' '.join(flags)}: {total} lines over {args.connections} "
+              f"connections stored "
               f"in {secs:.2f} s: {rate:,.0f} lines/s, {cpu / total * 1e9:.0f} ns CPU per line")
         if not args.no_baseline:
             # The baseline is slow: a tenth of the lines measures its rate well.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from supervisor.config_file import ConfigFile, FileError, as_text, key_of, load
-from tcpws import cli
+from tcpws import cli, perport
 from tcpws.keyfiles import check_security_flags
 from tcpws.logs import LOG_FORMATS
 
@@ -53,6 +53,8 @@ class SupervisorConfig:
     web_args: tuple[str, ...] = ()
     max_clients: int = 10000
     coalesce_ms: float = cli.DEFAULT_COALESCE_MS
+    framing: perport.PerPort = field(default_factory=lambda: perport.PerPort("newline"))
+    parse: perport.PerPort = field(default_factory=perport.PerPort)
     http_timeout: float = 10.0
     allowed_origins: str = ""
     jwt_secret: str | None = field(default=None, repr=False)
@@ -153,6 +155,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tcp-port", action="append", default=None,
                    help="TCP port, repeatable or comma list ($TCPWS_TCP_PORTS, "
                         "default 8001,8002,8003)")
+    p.add_argument("--framing", action="append", default=None,
+                   help="tcp workers: newline, octet-count, syslog or length32, for every port "
+                        "or PORT=METHOD; repeatable ($TCPWS_FRAMING, comma list, "
+                        "default newline)")
+    p.add_argument("--parse", action="append", default=None,
+                   help="tcp workers: syslog (parse RFC 5424/3164 fields) for every port or "
+                        "PORT=syslog; repeatable ($TCPWS_PARSE)")
     for flag, (env, text) in _SWITCHES.items():
         p.add_argument(flag, action="store_true", default=None, help=f"{text} (${env})")
     p.add_argument("--config", default=None,
@@ -273,6 +282,25 @@ def default_control_socket(http_port: int, environ: Mapping[str, str]) -> str:
     return f"/tmp/tcpws-{os.getuid()}-{http_port}.sock"
 
 
+def _per_port(given: list[str] | None, flag: str, env: str, environ: Mapping[str, str],
+              item: Callable[[str], perport.Item], default: str | None,
+              tcp_ports: tuple[int, ...]) -> perport.PerPort:
+    """--framing / --parse: the flags, else the variable; a PORT= item must
+    name one of the tcp ports."""
+    source = flag if given else env
+    try:
+        items = [item(text) for text in given] if given else \
+            perport.env_items(environ.get(env, ""), item)
+        choice = perport.PerPort.of(items, default)
+    except cli.BadValue as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    for port, _ in choice.ports:
+        if port not in tcp_ports:
+            raise ConfigError(f"{source}: port {port} is not a --tcp-port "
+                              f"({','.join(map(str, tcp_ports))})")
+    return choice
+
+
 def _split(text: str, flag: str) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(text))
@@ -327,6 +355,10 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         tcp_worker_args=_child_args(layers, "tcp_worker", v["--tcp-worker-args"]),
         web_args=_child_args(layers, "web", v["--web-args"]),
         max_clients=v["--max-clients"], coalesce_ms=v["--coalesce-ms"],
+        framing=_per_port(ns.framing, "--framing", "TCPWS_FRAMING", environ,
+                          perport.framing_item, perport.DEFAULT_FRAMING, tcp_ports),
+        parse=_per_port(ns.parse, "--parse", "TCPWS_PARSE", environ, perport.parse_item,
+                        None, tcp_ports),
         http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],
         jwt_secret=v["--jwt-secret"], jwt_public_key=v["--jwt-public-key"],

@@ -18,6 +18,7 @@ from supervisor.redis_stage import EmbeddedRedis
 from supervisor.sdnotify import SYSTEMD_ONLY
 from supervisor.slot import ChildSpec
 from supervisor.sockets import Listeners
+from tcpws import perport
 from tcpws.cli import LISTEN_FD_ENV, NAME_ENV, NOTIFY_FD_ENV, ChildEnv
 
 # Inherited from our own environment, these would mislead a child.
@@ -73,6 +74,8 @@ class SpecFactory:
         argv = [sys.executable, "-m", "tcp_worker", *common,
                 "--drain-timeout", str(self.budgets.tcp_drain),
                 "--coalesce-ms", str(cfg.coalesce_ms),
+                "--framing", cfg.framing.for_port(port) or perport.DEFAULT_FRAMING,
+                *(["--parse", "syslog"] if cfg.parse.for_port(port) == "syslog" else []),
                 *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
         return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                          stop_budget=self.budgets.tcp, port=port, index=index)

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tcpws import cli
+from tcpws import cli, perport
 from tcpws.logs import LOG_FORMATS
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -36,6 +36,8 @@ class Config:
     drain_timeout: float = 5.0
     max_pending_bytes: int = 4 * MIB
     coalesce: float = cli.DEFAULT_COALESCE_MS / 1000  # seconds; 0 = no window
+    framing: str = perport.DEFAULT_FRAMING  # this port's framing method
+    parse_syslog: bool = False  # --parse syslog for this port
     log_level: str = "info"
     log_format: str = "text"
     hostname: str = "localhost"
@@ -90,6 +92,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--log-format", type=lambda t: cli.choice(t, LOG_FORMATS),
                    default=env("TCPWS_LOG_FORMAT", "text"),
                    help="text, or json: one object per line (env TCPWS_LOG_FORMAT)")
+    p.add_argument("--framing", action="append", type=perport.framing_item,
+                   help="newline, octet-count, syslog or length32, for every port or as "
+                        "PORT=METHOD; repeatable (env TCPWS_FRAMING, comma-separated; "
+                        "default newline)")
+    p.add_argument("--parse", action="append", type=perport.parse_item,
+                   help="syslog: parse RFC 5424/3164 fields into JSON envelopes, for every "
+                        "port or as PORT=syslog; repeatable (env TCPWS_PARSE)")
     p.add_argument("--log-level", type=cli.log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
                    help="debug, info, warning, error, critical (env TCPWS_LOG_LEVEL)")
     return p
@@ -109,6 +118,14 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parser.error(f"--redis-url must start with redis://, rediss:// or unix://, "
                      f"got {ns.redis_url!r}")
     try:
+        framing = perport.framing_choice(ns.framing, environ.get("TCPWS_FRAMING", ""))
+    except cli.BadValue as exc:
+        parser.error(f"{'--framing' if ns.framing else 'TCPWS_FRAMING'}: {exc}")
+    try:
+        parse = perport.parse_choice(ns.parse, environ.get("TCPWS_PARSE", ""))
+    except cli.BadValue as exc:
+        parser.error(f"{'--parse' if ns.parse else 'TCPWS_PARSE'}: {exc}")
+    try:
         child = cli.ChildEnv.from_environ(environ)
     except cli.BadValue as exc:
         parser.error(str(exc))
@@ -125,6 +142,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         drain_timeout=ns.drain_timeout,
         max_pending_bytes=ns.max_pending_bytes,
         coalesce=ns.coalesce_ms / 1000,
+        framing=framing.for_port(ns.port) or perport.DEFAULT_FRAMING,
+        parse_syslog=parse.for_port(ns.port) == "syslog",
         log_level=ns.log_level, log_format=ns.log_format,
         hostname=socket.gethostname(),
         parent_pid=child.parent_pid,

@@ -41,7 +41,9 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from tcpws import extras
 from tcpws.backoff import Backoff
+from tcpws.extras import Extras
 from tcpws.protocol import ALREADY_STORED, PUBLISH_SCRIPT
 from tcpws.redisconn import redact_url, wait_for_redis
 
@@ -78,6 +80,15 @@ class _Pending:
     count: int = 0  # lines in `blocks`
     done: int = 0  # lines to ack once stored: these plus ones dropped by rule
     nbytes: int = 0
+    extras: list[tuple[int, Extras | None]] | None = None  # (lines, extras) per block, if any
+
+
+def _extras_field(pendings: list[_Pending]) -> str:
+    """The entry's `x` field: the lines' extras as one JSON list ("" for none)."""
+    if all(p.extras is None for p in pendings):
+        return ""
+    blocks = [b for p in pendings for b in (p.extras or [(p.count, None)])]
+    return extras.encode(extras.join_extras(blocks)).decode()
 
 
 def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
@@ -93,11 +104,13 @@ def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
     def close_group() -> None:
         if len(group) == 1:
             peer, p = group[0]
-            entries.append((port, peer, p.ts, "\n".join(p.blocks), ""))
+            entries.append((port, peer, p.ts, "\n".join(p.blocks), "",
+                            "" if p.extras is None else _extras_field([p])))
         elif group:
             runs = orjson.dumps([[peer, round(p.ts, 3), p.count] for peer, p in group])
             entries.append((port, group[0][0], group[0][1].ts,
-                            "\n".join(b for _, p in group for b in p.blocks), runs.decode()))
+                            "\n".join(b for _, p in group for b in p.blocks), runs.decode(),
+                            _extras_field([p for _, p in group])))
         group.clear()
 
     lines = 0
@@ -146,17 +159,24 @@ class Publisher:
 
     # -- called by connections (synchronous, on the loop thread) --
 
-    def submit(self, sender: Sender, text: str, count: int, done: int, nbytes: int) -> None:
+    def submit(self, sender: Sender, text: str, count: int, done: int, nbytes: int,
+               line_extras: Extras | None = None) -> None:
         """Queue `count` lines of `sender`, joined by "\n" in `text` (and
-        `done` lines to ack, >= count)."""
+        `done` lines to ack, >= count), with their extras (tcpws.extras) if any."""
         if done == 0:
             return
         pending = self._pending.get(sender)
-        if pending is None:
+        if pending is None and line_extras is None:  # the common case, built in one go
             self._pending[sender] = _Pending(time.time(), [text] if count else [], count, done,
                                              nbytes)
         else:
+            if pending is None:
+                pending = self._pending[sender] = _Pending(time.time())
             if count:
+                if line_extras is not None or pending.extras is not None:
+                    if pending.extras is None:
+                        pending.extras = [(b.count("\n") + 1, None) for b in pending.blocks]
+                    pending.extras.append((count, line_extras))
                 pending.blocks.append(text)
                 pending.count += count
             pending.done += done

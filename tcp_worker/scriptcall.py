@@ -26,7 +26,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from tcpws.protocol import LIVE_CHANNEL, PUBSEQ_TTL, STREAM_KEY, pubseq_key
 
-Entry = tuple[int, str, float, str, str]  # port, peer, ts, data, runs: as protocol.publish_args
+Entry = tuple[int, str, float, str, str, str]  # port, peer, ts, data, runs, x: as publish_args
 
 
 def bulk(value: bytes) -> bytes:
@@ -37,11 +37,11 @@ def bulk(value: bytes) -> bytes:
 def pack_publish(head: bytes, seq: int, entries: list[Entry]) -> bytes:
     """EVALSHA of PUBLISH_SCRIPT in its idempotent form, packed: `head` from
     `pack_head`, then ARGV[3:] as `protocol.publish_args(..., seq)` gives it."""
-    parts = [b"*%d\r\n" % (9 + 5 * len(entries)), head, bulk(b"%d" % seq), _TTL]
-    for port, peer, ts, data, runs in entries:
+    parts = [b"*%d\r\n" % (9 + 6 * len(entries)), head, bulk(b"%d" % seq), _TTL]
+    for port, peer, ts, data, runs, x in entries:
         raw = data.encode()  # up to megabytes: copied once more, by the join
         parts += (bulk(b"%d" % port), bulk(peer.encode()), bulk(b"%.3f" % ts),
-                  b"$%d\r\n" % len(raw), raw, b"\r\n", bulk(runs.encode()))
+                  b"$%d\r\n" % len(raw), raw, b"\r\n", bulk(runs.encode()), bulk(x.encode()))
     return b"".join(parts)
 
 

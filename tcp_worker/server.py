@@ -1,7 +1,8 @@
 """Accepting TCP connections, framing their bytes, limits and the drain.
 
 One `Connection` (an `asyncio.Protocol`) per socket: bytes go through its
-`Framer` and the complete lines straight to the `Publisher` — no per-line
+framer (`tcp_worker.framings`: newline, octet-count, syslog or length32)
+and the complete lines straight to the `Publisher` — no per-line
 task, no `readline()` (it desynchronises on an over-long line). `TcpServer`
 owns the listening socket and the set of connections: max connections, idle
 time-out, pausing every socket for back-pressure, and the drain on shutdown."""
@@ -14,10 +15,11 @@ import socket
 import time
 from typing import Any, cast
 
+from tcpws.extras import Extras, block_extras
 from tcpws.lifecycle import LISTEN_BACKLOG
 
 from .config import Config
-from .framing import Framer
+from .framings import StreamFramer, make_framer
 from .publisher import Publisher
 from .stats import WorkerStats
 
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 REJECT_MESSAGE = b"-ERR too many connections\n"
 QUIET_BEFORE_CLOSE = 0.2  # drain: a connection silent this long (no partial line) is idle
 LONG_LINE_LOG_EVERY = 10.0  # seconds between "over-long line" warnings
+BAD_FRAMING_LOG_EVERY = 60.0  # seconds between warnings of one cause of bad framing
 
 
 def format_peer(peername: Any) -> str:
@@ -43,9 +46,12 @@ class Connection(asyncio.Protocol):
         self._server = server
         self._publisher = server.publisher
         self._stats = server.stats
-        self._framer = Framer(server.config.max_line_bytes)
+        config = server.config
+        self._framer: StreamFramer = make_framer(config.framing, config.max_line_bytes)
+        self._parse_syslog = config.parse_syslog
         self._seen_long = 0
         self._seen_empty = 0
+        self._seen_truncated = 0
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.last_active = time.monotonic()
@@ -62,16 +68,21 @@ class Connection(asyncio.Protocol):
             return
         self.last_active = time.monotonic()
         self._stats.bytes += len(data)
-        text, count = self._framer.feed_block(data)
+        framer = self._framer
+        text, count = framer.feed_block(data)
         dropped = self._count_drops()
-        self._publisher.submit(self, text, count, count + dropped, len(data))
+        extras = self._extras(text, count) if framer.last_exact or self._parse_syslog else None
+        self._publisher.submit(self, text, count, count + dropped, len(data), extras)
+        if framer.error is not None:
+            self._bad_framing(framer.error)
 
     def eof_received(self) -> bool:
         """Half-close: publish the tail, keep the socket open for the acks."""
         if not self.closing and not self.rejected:
             text, count = self._framer.finish_block()
             dropped = self._count_drops()
-            self._publisher.submit(self, text, count, count + dropped, 0)
+            self._publisher.submit(self, text, count, count + dropped, 0,
+                                   self._extras(text, count))
         self.close_when_flushed()
         return True
 
@@ -85,8 +96,27 @@ class Connection(asyncio.Protocol):
         self.closing = True
         self._server.remove(self)
 
+    def _extras(self, text: str, count: int) -> Extras | None:
+        """The Block's data_b64/syslog (None on the common path: no cost)."""
+        exact = self._framer.last_exact
+        if not (exact or self._parse_syslog) or not count:
+            return None
+        return block_extras(text, count, exact, self._parse_syslog)
+
+    def _bad_framing(self, cause: str) -> None:
+        """The stream cannot be framed past here: what came before is
+        submitted already; close once it is published."""
+        self._stats.framing_errors[cause] += 1
+        self._server.log_bad_framing(self.peer, cause)
+        self.close_when_flushed()
+
     def _count_drops(self) -> int:
-        long, empty = self._framer.dropped_long, self._framer.dropped_empty
+        framer = self._framer
+        if framer.truncated:
+            # A frame the sender never finished: counted, not acked as done.
+            self._stats.truncated += framer.truncated - self._seen_truncated
+            self._seen_truncated = framer.truncated
+        long, empty = framer.dropped_long, framer.dropped_empty
         new_long, new_empty = long - self._seen_long, empty - self._seen_empty
         if not new_long and not new_empty:
             return 0
@@ -155,6 +185,8 @@ class TcpServer:
         self._all_closed.set()
         self._long_logged_at = -LONG_LINE_LOG_EVERY
         self._long_unlogged = 0
+        self._bad_logged_at: dict[str, float] = {}
+        self._bad_unlogged: dict[str, int] = {}
 
     async def start(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -204,6 +236,19 @@ class TcpServer:
                         self.config.max_line_bytes, peer, self.stats.dropped_long)
             self._long_logged_at = now
             self._long_unlogged = 0
+
+    def log_bad_framing(self, peer: str, cause: str) -> None:
+        """One warning per cause per BAD_FRAMING_LOG_EVERY seconds at most."""
+        now = time.monotonic()
+        unlogged = self._bad_unlogged.get(cause, 0) + 1
+        if now - self._bad_logged_at.get(cause, -BAD_FRAMING_LOG_EVERY) < BAD_FRAMING_LOG_EVERY:
+            self._bad_unlogged[cause] = unlogged
+            return
+        log.warning("closed %d connection(s) for bad %s framing (%s), latest %s; %d since start",
+                    unlogged, self.config.framing, cause.replace("_", " "), peer,
+                    self.stats.framing_errors[cause])
+        self._bad_logged_at[cause] = now
+        self._bad_unlogged[cause] = 0
 
     async def sweep_idle(self) -> None:
         """Close connections silent for --idle-timeout; runs until the drain."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .framings import CAUSES
+
 
 @dataclass
 class WorkerStats:
@@ -24,13 +26,16 @@ class WorkerStats:
     dropped_long: int = 0
     dropped_empty: int = 0
     dropped_tail: int = 0  # unterminated tails dropped on a forced close
+    truncated: int = 0  # frames cut short by the sender's close (length-prefixed framings)
+    framing_errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
     rejected: int = 0  # over --max-connections
     idle_closed: int = 0
     publish_errors: int = 0  # failed publish attempts (a retried batch counts each time)
     unpublished: int = 0  # lines read, not yet stored
 
     def heartbeat_fields(self) -> dict[str, str | int | float]:
-        """The fields of docs/design.md ("Heartbeats"), plus dropped_tail."""
+        """The fields of docs/design.md ("Heartbeats"), plus dropped_tail, truncated
+        and framing_<cause> per cause of bad framing."""
         return {
             "kind": "tcp",
             "host": self.host,
@@ -49,4 +54,7 @@ class WorkerStats:
             "idle_closed": self.idle_closed,
             "publish_errors": self.publish_errors,
             "unpublished": self.unpublished,
+            "truncated": self.truncated,
+            # one counter per cause of bad framing (connections closed for it)
+            **{f"framing_{cause}": n for cause, n in self.framing_errors.items()},
         }

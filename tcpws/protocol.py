@@ -11,7 +11,8 @@ coalescing window gathers them at device-like loads).
 Stream entry fields: `port`, `peer`, `ts` (seconds, float text), `data`
 (the batch's lines joined by "\\n"; a line never holds "\\n") and, for an
 entry of several connections, `runs`: which lines came from which peer, and
-when (see `Entry.runs`).
+when (see `Entry.runs`), and, when some line has any, `x`: each line's
+extras (`tcpws.extras`: `data_b64`, `syslog`) as one JSON list.
 
 Ids seen by clients:
   * an entry id is the stream id, ``"<ms>-<seq>"``;
@@ -29,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from tcpws import extras as extras_mod
+
 STREAM_KEY = "tcpws:history"
 LIVE_CHANNEL = "tcpws:live"
 WORKERS_KEY = "tcpws:workers"  # zset: worker name -> last heartbeat (unix s)
@@ -41,11 +44,13 @@ PUBSEQ_TTL = 3600  # seconds; far longer than any retry of a lost reply
 ALREADY_STORED = -1  # PUBLISH_SCRIPT's reply to a replayed (publisher, seq)
 
 # KEYS[1] = history stream. ARGV[1] = MAXLEN (approximate, counted in
-# entries), ARGV[2] = live channel, then groups of five: port, peer, ts, data,
+# entries), ARGV[2] = live channel, then groups of six: port, peer, ts, data,
 # runs ("" for an entry of one connection; else see `Entry.runs`, and then
-# peer and ts are those of the first run). Returns the number of entries
-# stored. The live message is a JSON array of [id, port, peer, ts, data] (or
-# [id, port, peer, ts, data, runs]) arrays, in stream order.
+# peer and ts are those of the first run), x ("" for none; else the lines'
+# extras, `tcpws.extras`: data_b64 / syslog, stored as field `x`). Returns
+# the number of entries stored. The live message is a JSON array of [id,
+# port, peer, ts, data] (or [..., data, runs] or [..., data, runs, x])
+# arrays, in stream order.
 #
 # Idempotent form (what tcp_worker uses): KEYS[2] = pubseq_key(publisher id),
 # ARGV[3] = the call's sequence number (strictly increasing per publisher id,
@@ -65,18 +70,23 @@ if #KEYS > 1 then
   first = 5
 end
 local out = {}
-for i = first, #ARGV, 5 do
-  local id
-  if ARGV[i+4] == '' then
-    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-      'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3])
-    out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]}
-  else
-    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
-      'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3],
-      'runs', ARGV[i+4])
-    out[#out+1] = {id, ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]}
+for i = first, #ARGV, 6 do
+  local fields = {'port', ARGV[i], 'peer', ARGV[i+1], 'ts', ARGV[i+2], 'data', ARGV[i+3]}
+  local item = {'', ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]}
+  if ARGV[i+4] ~= '' then
+    fields[#fields+1] = 'runs'
+    fields[#fields+1] = ARGV[i+4]
   end
+  if ARGV[i+4] ~= '' or ARGV[i+5] ~= '' then
+    item[6] = ARGV[i+4]
+  end
+  if ARGV[i+5] ~= '' then
+    fields[#fields+1] = 'x'
+    fields[#fields+1] = ARGV[i+5]
+    item[7] = ARGV[i+5]
+  end
+  item[1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
+  out[#out+1] = item
 end
 if #out > 0 then
   redis.call('PUBLISH', ARGV[2], cjson.encode(out))
@@ -139,6 +149,10 @@ class Entry:
     # "" (every line from `peer` at `ts`), or a JSON array of [peer, ts, n]:
     # the first n lines from that peer at that ts, then the next run's.
     runs: str = ""
+    # "" (no line has any), or the lines' extras as one JSON list
+    # (tcpws.extras: data_b64, syslog), one item per line.
+    x: str = ""
+    base: int = 0  # line index (in the stored entry) of this entry's first line
     _json_items: str | None = field(default=None, repr=False)
 
     @property
@@ -159,8 +173,13 @@ class Entry:
         """The entry's envelopes as JSON objects joined by "," (no brackets),
         so a frame of several entries is "[" + ",".join(...) + "]"."""
         if self._json_items is None:
-            self._json_items = self._envelopes(0, self.lines)
+            self._json_items = self._envelopes(self.base, self.lines, self.extras)
         return self._json_items
+
+    @property
+    def extras(self) -> extras_mod.Extras | None:
+        """Each line's extras (None when no line has any)."""
+        return extras_mod.decode(self.x) if self.x else None
 
     def run_list(self) -> list[tuple[str, float, int]]:
         """(peer, ts, line count) for each run of lines, in order."""
@@ -173,27 +192,34 @@ class Entry:
         """The peer of each line."""
         return [peer for peer, _, n in self.run_list() for _ in range(n)]
 
-    def _envelopes(self, first_index: int, lines: list[str]) -> str:
+    def _envelopes(self, first_index: int, lines: list[str],
+                   extras: extras_mod.Extras | None) -> str:
+        """Envelopes of `lines` (with their `extras`), the first being line
+        `first_index` of the stored entry; `self.runs` counts from `self.base`."""
         if not self.runs:
             return _envelopes_json(self.id_text, self.port, self.peer, self.ts,
-                                   first_index, lines)
+                                   first_index, lines, extras)
         parts = []
-        start = 0
+        start = self.base
         for peer, ts, n in self.run_list():
             end = start + n
             if end > first_index:
                 lo = max(start, first_index)
+                a, b = lo - first_index, end - first_index
                 parts.append(_envelopes_json(self.id_text, self.port, peer, ts, lo,
-                                             lines[lo - first_index:end - first_index]))
+                                             lines[a:b], None if extras is None else extras[a:b]))
             start = end
         return ",".join(p for p in parts if p)
 
     def lines_after(self, index: int) -> Entry:
-        """This entry without its lines 0..index (index -1 keeps all)."""
+        """This entry without its lines 0..index (index -1 keeps all); only
+        for an entry as stored (`base` 0)."""
         if index < 0:
             return self
         kept = self.lines[index + 1 :]
         first = index + 1
+        x = self.extras
+        kept_x = None if x is None else x[first:]
         runs = ""
         peer, ts = self.peer, self.ts
         if self.runs:
@@ -206,10 +232,42 @@ class Entry:
             if left:
                 peer, ts = left[0][0], left[0][1]
                 runs = orjson.dumps(left).decode()
-        trimmed = Entry(self.id, self.port, peer, ts, "\n".join(kept), runs)
+        trimmed = Entry(self.id, self.port, peer, ts, "\n".join(kept), runs,
+                        extras_mod.encode(kept_x).decode(), first)
         # Keep line ids stable: re-number from index + 1.
-        trimmed._json_items = self._envelopes(first, kept)
+        trimmed._json_items = self._envelopes(first, kept, kept_x)
         return trimmed
+
+    def at_most(self, severity: int) -> Entry | None:
+        """Only the lines whose syslog severity is `severity` or worse (lines
+        without one are left out), line ids kept; None when none is left."""
+        x = self.extras
+        if x is None:
+            return None
+        keep = [i for i, extra in enumerate(x)
+                if (s := extras_mod.severity(extra)) is not None and s <= severity]
+        if not keep:
+            return None
+        if len(keep) == len(x):
+            return self
+        lines, runs = self.lines, self.run_list()
+        run_of = [r for r, (_, _, n) in enumerate(runs) for _ in range(n)]
+        kept_runs: list[list[Any]] = []
+        items = []
+        for i in keep:
+            peer, ts, _ = runs[run_of[i]]
+            items.append(_envelopes_json(self.id_text, self.port, peer, ts, self.base + i,
+                                         [lines[i]], [x[i]]))
+            if kept_runs and kept_runs[-1][3] == run_of[i]:
+                kept_runs[-1][2] += 1
+            else:
+                kept_runs.append([peer, ts, 1, run_of[i]])
+        out = Entry(self.id, self.port, kept_runs[0][0], kept_runs[0][1],
+                    "\n".join(lines[i] for i in keep),
+                    orjson.dumps([r[:3] for r in kept_runs]).decode() if len(kept_runs) > 1
+                    else "", extras_mod.encode([x[i] for i in keep]).decode(), self.base)
+        out._json_items = ",".join(items)
+        return out
 
     @property
     def line_count(self) -> int:
@@ -221,7 +279,7 @@ _JSON_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 
 
 def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: int,
-                    lines: list[str]) -> str:
+                    lines: list[str], extras: extras_mod.Extras | None = None) -> str:
     """Exactly `json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))`
     for each line (line ids from `first_index`), joined by ",", at a fraction
     of the cost: the lines are encoded in one call, then each string body is
@@ -231,6 +289,10 @@ def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: 
     strings = _JSON_STRING.findall(_encode(lines))
     head = (f'{{"id":"{id_text}-', f'","port":{_encode(port)},'
             f'"peer":{_encode(peer)},"ts":{_encode(ts)},"data":"')
+    if extras is not None:
+        more = extras_mod.envelope_json
+        return ",".join(f'{head[0]}{first_index + i}{head[1]}{text}"{more(extras[i])}}}'
+                        for i, text in enumerate(strings))
     return ",".join(f'{head[0]}{first_index + i}{head[1]}{text}"}}'
                     for i, text in enumerate(strings))
 
@@ -245,7 +307,7 @@ def decode_live(payload: bytes | str) -> list[Entry]:
     2.5x the stdlib's speed on these messages, docs/benchmark.md finding 3)."""
     return [
         Entry(parse_stream_id(item[0]), int(item[1]), item[2], float(item[3]), item[4],
-              item[5] if len(item) > 5 else "")
+              item[5] if len(item) > 5 else "", item[6] if len(item) > 6 else "")
         for item in orjson.loads(payload)
     ]
 
@@ -263,20 +325,23 @@ def entry_from_stream(sid: bytes | str, fields: dict[Any, Any]) -> Entry:
         float(get("ts") or 0.0),
         get("data"),
         get("runs"),
+        get("x"),
     )
 
 
 def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]]
-                 | list[tuple[int, str, float, str, str]],
+                 | list[tuple[int, str, float, str, str]]
+                 | list[tuple[int, str, float, str, str, str]],
                  seq: int | None = None) -> list[str | int | float]:
-    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data) or
-    (port, peer, ts, data, runs).
+    """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data),
+    (port, peer, ts, data, runs) or (port, peer, ts, data, runs, x).
 
     Without `seq`: KEYS = [STREAM_KEY]. With it (idempotent form):
     KEYS = [STREAM_KEY, pubseq_key(publisher id)]."""
     args: list[str | int | float] = [maxlen, LIVE_CHANNEL]
     if seq is not None:
         args.extend((seq, PUBSEQ_TTL))
-    for port, peer, ts, data, *runs in batch:
-        args.extend((port, peer, f"{ts:.3f}", data, runs[0] if runs else ""))
+    for port, peer, ts, data, *more in batch:
+        args.extend((port, peer, f"{ts:.3f}", data, more[0] if more else "",
+                     more[1] if len(more) > 1 else ""))
     return args

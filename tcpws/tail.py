@@ -29,7 +29,7 @@ import httpx
 import orjson
 from websockets.exceptions import InvalidHandshake, InvalidURI
 
-from tcpws import cli
+from tcpws import cli, syslog
 from tcpws.backoff import Backoff
 from tcpws.protocol import parse_since
 from tcpws.tail_streams import Closed, reader_for, stream_head, stream_url
@@ -86,6 +86,9 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
                    help="start after this id (default: live) (TCPWS_TAIL_SINCE)")
     p.add_argument("--port", default=env("TCPWS_TAIL_PORT") or None,
                    help="only lines from these TCP ports, comma list (TCPWS_TAIL_PORT)")
+    p.add_argument("--severity", default=env("TCPWS_TAIL_SEVERITY") or None,
+                   help="only syslog lines of this severity or worse, 0-7 (3: errors); "
+                        "lines without one are left out (TCPWS_TAIL_SEVERITY)")
     p.add_argument("--token", default=env("TCPWS_WS_TOKEN") or None,
                    help="the web's --ws-token, sent as Authorization: Bearer (TCPWS_WS_TOKEN)")
     p.add_argument("--raw", action="store_true",
@@ -96,7 +99,9 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
     try:
         if ns.since:
             parse_since(ns.since)
-        stream_url(ns.url, ns.since, ns.port)
+        if ns.severity:
+            syslog.severity_limit(ns.severity)
+        stream_url(ns.url, ns.since, ns.port, ns.severity)
     except ValueError as exc:
         p.error(str(exc))
     return ns
@@ -111,7 +116,7 @@ async def tail(ns: argparse.Namespace, printer: Printer, err: IO[str]) -> int:
     while True:
         started = time.monotonic()
         try:
-            url = stream_url(ns.url, printer.last_id, ns.port)
+            url = stream_url(ns.url, printer.last_id, ns.port, ns.severity)
             # aclosing: the connection is closed here, in this task, even when
             # printing fails (a closed stdout), not by asyncio.run's clean-up.
             async with contextlib.aclosing(read(url, ns.token)) as frames:

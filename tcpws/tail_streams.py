@@ -46,9 +46,10 @@ Envelopes = list[dict[str, Any]]
 Reader = Callable[[str, str | None], AsyncGenerator[Envelopes, None]]
 
 
-def stream_url(url: str, since: str | None, ports: str | None) -> str:
-    """`url` with format=json, since= and port= set (its own other query
-    parameters kept); a bare host gets the scheme's stream path."""
+def stream_url(url: str, since: str | None, ports: str | None,
+               severity: str | None = None) -> str:
+    """`url` with format=json, since=, port= and severity= set (its own
+    other query parameters kept); a bare host gets the scheme's stream path."""
     parts = urlsplit(url)
     if parts.scheme not in PATHS:
         raise ValueError(f"unsupported URL scheme {parts.scheme!r}: use ws, wss, http or https")
@@ -58,6 +59,8 @@ def stream_url(url: str, since: str | None, ports: str | None) -> str:
     query.append(("format", "json"))
     if ports:
         query = [(k, v) for k, v in query if k != "port"] + [("port", ports)]
+    if severity:
+        query = [(k, v) for k, v in query if k != "severity"] + [("severity", severity)]
     if since:
         query.append(("since", since))
     path = parts.path if parts.path not in ("", "/") else PATHS[parts.scheme]

@@ -42,6 +42,7 @@ class Batch:
     _sse_raw: bytes | None = field(default=None, repr=False)
     _sse_json: bytes | None = field(default=None, repr=False)
     _ports: dict[frozenset[int], Batch | None] = field(default_factory=dict, repr=False)
+    _severities: dict[int, Batch | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, entries: list[Entry]) -> Batch:
@@ -108,6 +109,14 @@ class Batch:
             else:
                 self._ports[ports] = Batch.of(keep) if keep else None
         return self._ports[ports]
+
+    def at_most(self, severity: int) -> Batch | None:
+        """Only the lines of syslog severity `severity` or worse (shared by
+        every client asking that severity: 8 values at most), or None."""
+        if severity not in self._severities:
+            keep = [e for e in (e.at_most(severity) for e in self.entries) if e is not None]
+            self._severities[severity] = Batch.of(keep) if keep else None
+        return self._severities[severity]
 
     def after(self, last: StreamId) -> Batch | None:
         """Without the entries a client already has (rare: after a resume)."""

@@ -43,10 +43,11 @@ class Client:
     """Queue + sender for one connection; `deliver` never awaits."""
 
     def __init__(self, transport: Transport, fmt: str, ports: frozenset[int] | None,
-                 rule: SlowClientRule, stats: WebStats) -> None:
+                 rule: SlowClientRule, stats: WebStats, severity: int | None = None) -> None:
         self.transport = transport
         self.json = fmt == "json"
         self.ports = ports
+        self.severity = severity  # severity=N: only lines of syslog severity N or worse
         self.last_sent: StreamId = (0, 0)
         self.overflowed = False
         self.close_code: int | None = None
@@ -72,11 +73,10 @@ class Client:
     def deliver(self, batch: Batch) -> None:
         if self.overflowed or self.close_code is not None:
             return
-        if self.ports is not None:
-            filtered = batch.only_ports(self.ports)
-            if filtered is None:
-                return
-            batch = filtered
+        wanted = self.wants(batch)
+        if wanted is None:
+            return
+        batch = wanted
         loop = asyncio.get_running_loop()
         now = loop.time()
         verdict = self._backlog.add(self._weight(batch), now)
@@ -89,6 +89,26 @@ class Client:
             self._grace_timer = loop.call_later(self._backlog.rule.grace, self._grace_over)
         self._queue.append(batch)
         self._wake()
+
+    def wants(self, batch: Batch) -> Batch | None:
+        """The part of `batch` this client asked for (port=, severity=), or
+        None; shared by every client asking the same (cached in the batch)."""
+        if self.ports is not None:
+            filtered = batch.only_ports(self.ports)
+            if filtered is None:
+                return None
+            batch = filtered
+        if self.severity is not None:
+            return batch.at_most(self.severity)
+        return batch
+
+    def wants_entry(self, entry: Entry) -> Entry | None:
+        """The same choice for one entry read from the history."""
+        if self.ports is not None and entry.port not in self.ports:
+            return None
+        if self.severity is not None:
+            return entry.at_most(self.severity)
+        return entry
 
     def _grace_over(self) -> None:
         """Timer: the backlog went over the soft bound a grace ago and has

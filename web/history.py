@@ -59,8 +59,9 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                     if index + 1 >= entry.line_count:
                         continue  # the client had all of it
                     entry = entry.lines_after(index)
-                if client.ports is None or entry.port in client.ports:
-                    entries.append(entry)
+                wanted = client.wants_entry(entry)
+                if wanted is not None:
+                    entries.append(wanted)
             if entries:
                 await client.send_batches(Batch.split(entries))
             last = parse_stream_id(as_text(rows[-1][0]))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers, QueryParams
 
+from tcpws import syslog
 from tcpws.protocol import StreamId, format_stream_id, parse_since
 from web import auth
 from web.backlog import SlowClientRule
@@ -39,6 +40,7 @@ class StreamParams:
     ports: frozenset[int] | None = None
     since: tuple[StreamId, int] | None = None
     expires: float | None = None  # the token's `exp` (epoch seconds), None: never
+    severity: int | None = None  # only lines of this syslog severity or worse
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,11 @@ def parse_params(query: QueryParams, last_event_id: str | None = None) -> Stream
     text = last_event_id or query.get("since", "")
     if text:
         since = parse_since(text[:64])
-    return StreamParams(fmt, ports, since)
+    severity = None
+    text = query.get("severity", "")
+    if text:
+        severity = syslog.severity_limit(text[:20])
+    return StreamParams(fmt, ports, since, severity=severity)
 
 
 def _token_refusal(refusal: auth.Refusal, status: int) -> Refusal:
@@ -156,7 +162,7 @@ async def serve(hub: Hub, transport: Transport, params: StreamParams, rule: Slow
     if hub.closing is not None:
         await transport.close(*hub.closing)
         return
-    client = Client(transport, params.fmt, params.ports, rule, hub.stats)
+    client = Client(transport, params.fmt, params.ports, rule, hub.stats, params.severity)
     hub.admit(client)
     expiry = None if params.expires is None else _Expiry(client, params.expires, hub)
     try:

@@ -54,10 +54,11 @@ def test_an_entry_of_several_connections_keeps_each_lines_peer_and_ts() -> None:
 
 def test_publish_args_layout() -> None:
     args = publish_args(10, [(8001, "p", 1.0, "x")])
-    assert args == [10, "tcpws:live", 8001, "p", "1.000", "x", ""]
+    assert args == [10, "tcpws:live", 8001, "p", "1.000", "x", "", ""]
     # Idempotent form: the seq and the seq key's TTL come before the groups.
     args = publish_args(10, [(8001, "p", 1.0, "x", '[["p",1.0,1]]')], seq=7)
-    assert args == [10, "tcpws:live", 7, PUBSEQ_TTL, 8001, "p", "1.000", "x", '[["p",1.0,1]]']
+    assert args == [10, "tcpws:live", 7, PUBSEQ_TTL, 8001, "p", "1.000", "x", '[["p",1.0,1]]',
+                    ""]
     assert pubseq_key("h/tcp.8001.1:42:ab") == "tcpws:pubseq:h/tcp.8001.1:42:ab"
 
 
@@ -81,8 +82,9 @@ def test_entry_is_plain() -> None:
 def test_packed_publish_is_what_redis_py_would_send() -> None:
     """tcp_worker packs its EVALSHA itself: byte for byte redis-py's packing
     of the idempotent form of publish_args (non-ASCII data included)."""
-    batch = [(8001, "127.0.0.1:5", 1.25, "a\nb", ""),
-             (8001, "[::1]:6", 2.0, "é ☃ \x00\nz", '[["[::1]:6",2.0,1],["1.2.3.4:5",3.0,1]]')]
+    batch = [(8001, "127.0.0.1:5", 1.25, "a\nb", "", ""),
+             (8001, "[::1]:6", 2.0, "é ☃ \x00\nz", '[["[::1]:6",2.0,1],["1.2.3.4:5",3.0,1]]',
+              '[{"data_b64":"w6k="},null]')]
     sha = "f" * 40
     expected = b"".join(Connection().pack_command(
         "EVALSHA", sha, 2, STREAM_KEY, pubseq_key("w:1:ab"),

@@ -1,7 +1,8 @@
 // tcpws live page: plain JS, no build step, nothing loaded from outside.
 //
 // One WebSocket to /ws?format=json (same host; wss under https). Every frame
-// is a JSON array of {id, port, peer, ts, data}. The page remembers the last
+// is a JSON array of {id, port, peer, ts, data} (plus `syslog` on --parse
+// syslog ports: a line with a severity is coloured by it). The page remembers the last
 // id it showed (also in sessionStorage, so a reload resumes too) and, when
 // the socket closes for any reason, reconnects by itself with exponential
 // back-off and `since=<last id>`: the server replays what was missed from its
@@ -248,6 +249,12 @@
   function lineNode(m) {
     const row = document.createElement("div");
     row.className = "line";
+    // Classes, not inline styles: the CSP forbids those.
+    const sev = m.syslog && Number.isInteger(m.syslog.severity) ? m.syslog.severity : null;
+    if (sev !== null && sev >= 0 && sev <= 7) {
+      row.classList.add("sev", "sev-" + sev);
+      row.dataset.severity = String(sev);
+    }
     row.dataset.id = m.id;
     row.dataset.port = m.port;
     const t = document.createElement("span");

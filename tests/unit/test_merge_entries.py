@@ -14,14 +14,14 @@ def pending(ts: float, *lines: str) -> _Pending:
     return _Pending(ts, [text], len(lines), len(lines), len(text) + 1)
 
 
-def as_entries(raw: list[tuple[int, str, float, str, str]]) -> list[Entry]:
-    return [Entry((1, i), port, peer, ts, data, runs)
-            for i, (port, peer, ts, data, runs) in enumerate(raw)]
+def as_entries(raw: list[tuple[int, str, float, str, str, str]]) -> list[Entry]:
+    return [Entry((1, i), port, peer, ts, data, runs, x)
+            for i, (port, peer, ts, data, runs, x) in enumerate(raw)]
 
 
 def test_one_connection_is_a_plain_entry() -> None:
     (entry,) = merge_entries(8001, [("a:1", pending(1.0, "x", "y"))])
-    assert entry == (8001, "a:1", 1.0, "x\ny", "")
+    assert entry == (8001, "a:1", 1.0, "x\ny", "", "")
 
 
 def test_many_connections_share_an_entry_and_keep_each_lines_peer_in_order() -> None:

@@ -10,7 +10,10 @@ sampled from /proc. Writes DIR/soak.json, DIR/soak.md (the table) and
 DIR/soak.png (RSS and CPU over time), prints the table, and exits 1 if any
 line was lost or duplicated, or if any process's RSS grew more than 10 %
 after the first minute. The RSS rule needs a baseline after minute 1 and
-some time after it: below 2 minutes it is reported, never failing."""
+some time after it: below 2 minutes it is reported, never failing. The
+history stream is bounded (`--history-maxlen` entries): until it is full,
+Redis grows with it by design, so the baseline is taken at minute 1 or
+once the history is full, whichever is later (benchmarks.soakreport)."""
 
 from __future__ import annotations
 
@@ -31,34 +34,39 @@ from benchmarks.devices import Fleet, groups_of_tree, lines_each
 from benchmarks.measure import raise_nofile
 from benchmarks.scenarios import LoadProc, prime
 from benchmarks.systems import ROOT, Ours, Service
+from tcp_worker.config import Config as TcpWorkerConfig
+from tcpws.protocol import STREAM_KEY
 from testkit.procfs import cmdline, cpu_seconds, rss_kib
 
+HISTORY_MAXLEN = TcpWorkerConfig.history_maxlen  # the system runs with the defaults
 
-def redis_used_kib(pid: int) -> float | None:
-    """Redis's own count of the memory it holds (`used_memory`), to tell data
-    from allocator fragmentation in its RSS; None if it cannot be asked.
+
+def redis_memory(pid: int) -> dict[str, float]:
+    """Redis's own count of the memory it holds (`used_kib`, from
+    `used_memory`: data, not allocator fragmentation) and the length of the
+    history stream (`history`, entries); {} if it cannot be asked.
     The embedded Redis listens on a unix socket named in its process title."""
     found = re.search(r"unixsocket[: ](\S+)", cmdline(pid))
     if not found:
-        return None
+        return {}
     try:
         client = redis.Redis(unix_socket_path=found.group(1), socket_timeout=2)
         with client:
-            return float(client.info("memory")["used_memory"]) / 1024
+            return {"used_kib": float(client.info("memory")["used_memory"]) / 1024,
+                    "history": float(client.xlen(STREAM_KEY))}
     except redis.RedisError:
-        return None
+        return {}
 
 
 def sample(root: int) -> dict[str, dict[str, float]]:
     """{"tcp 1234": {"rss_kib": ..., "cpu_s": ...}} for every process below
-    `root`; Redis also with "used_kib"."""
+    `root`; Redis also with "used_kib" and "history"."""
     out: dict[str, dict[str, float]] = {}
     for kind, pids in groups_of_tree(root).items():
         for pid in pids:
             out[f"{kind} {pid}"] = {"rss_kib": rss_kib(pid), "cpu_s": cpu_seconds(pid)}
-            used = redis_used_kib(pid) if kind == "redis" else None
-            if used is not None:
-                out[f"{kind} {pid}"]["used_kib"] = used
+            if kind == "redis":
+                out[f"{kind} {pid}"].update(redis_memory(pid))
     return out
 
 
@@ -96,7 +104,8 @@ def soak(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         system.stop()
     return {"load": {"connections": args.connections, "rate_each": args.rate,
                      "minutes": args.minutes, "clients": args.clients,
-                     "resume_every": args.resume_every, "lines_each": each},
+                     "resume_every": args.resume_every, "lines_each": each,
+                     "history_maxlen": HISTORY_MAXLEN},
             "sent": sent, "clients": got, "samples": samples,
             "loadavg": [load_before, os.getloadavg()],
             "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}

@@ -56,3 +56,18 @@ def test_rss_rule_baseline_after_minute_one_and_only_for_long_runs() -> None:
     assert verdict(run(3, flat))["ok"]
     short = verdict(run(1.5, growing))
     assert short["rss_grew"] == ["redis 1"] and not short["rss_rule_applies"] and short["ok"]
+
+
+def test_rss_baseline_waits_for_the_bounded_history_to_fill() -> None:
+    """Redis grows while its bounded history fills (by design); growth after
+    it is full still fails."""
+    filling = [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 9100, 9200]
+    results = run(3, filling)
+    for i, s in enumerate(results["samples"]):
+        s["procs"]["redis 1"]["history"] = min(100.0, 12.5 * i)  # full from t=80
+    results["load"]["history_maxlen"] = 100
+    assert verdict(run(3, filling))["rss_grew"] == ["redis 1"]  # no history known: minute 1
+    assert verdict(results)["ok"] and verdict(results)["rss_grew"] == []
+    for s in results["samples"][-2:]:
+        s["procs"]["redis 1"]["rss_kib"] = 12_000  # +50 % once full: a leak
+    assert verdict(results)["rss_grew"] == ["redis 1"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tcpws import cli
+from tcpws.shards import split_urls
 
 COMMANDS = ("run", "status", "scale", "restart", "stop")
 MAX_START_FAILURES = 5
@@ -73,7 +74,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--tcp-workers": ("TCPWS_TCP_WORKERS", 1, cli.positive_int, "worker processes per TCP port"),
     "--web-workers": ("TCPWS_WEB_WORKERS", 1, cli.positive_int,
                       "web processes sharing --http-port"),
-    "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one"),
+    "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one; "
+                   "a comma list: independent shards, each TCP port on one"),
     "--stop-timeout": ("TCPWS_STOP_TIMEOUT", 10.0, cli.seconds, "whole graceful-stop budget, s"),
     "--start-timeout": ("TCPWS_START_TIMEOUT", 20.0, cli.seconds,
                         "readiness time-out per child, s"),
@@ -215,6 +217,11 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     if listen is not None and listen[1] in (http_port, *tcp_ports):
         raise ConfigError(f"--redis-listen: port {listen[1]} is already used by tcpws")
     password = v["--redis-password"]
+    if v["--redis-url"] is not None:
+        try:
+            split_urls(v["--redis-url"])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if v["--redis-url"] is not None and (durable or listen is not None):
         raise ConfigError("--redis-durable and --redis-listen apply only to the embedded "
                           "Redis, not with --redis-url")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tcpws import cli
+from tcpws.shards import shard_of, split_urls
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -25,7 +26,8 @@ class Config:
 
     host: str = "127.0.0.1"
     port: int = 8001
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = DEFAULT_REDIS_URL  # this port's shard (tcpws.shards)
+    redis_urls: tuple[str, ...] = (DEFAULT_REDIS_URL,)  # every shard, in order
     name: str = "tcp.8001"
     max_line_bytes: int = 65536
     history_maxlen: int = 100_000
@@ -60,7 +62,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--port", type=cli.port, default=env("PORT", "8001"),
                    help="TCP port to listen on (env PORT)")
     p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
-                   help="Redis to publish to (env REDIS_URL)")
+                   help="Redis to publish to; a comma list of shards publishes to the "
+                        "port's own (tcpws.shards) (env REDIS_URL)")
     p.add_argument("--name", default=env(cli.NAME_ENV) or None,
                    help="worker name in logs and heartbeats (env TCPWS_NAME; default tcp.<port>)")
     p.add_argument("--max-line-bytes", type=cli.positive_int,
@@ -100,9 +103,10 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             ack = cli.boolean(environ.get("TCPWS_ACK", ""))
         except cli.BadValue as exc:
             parser.error(f"TCPWS_ACK: {exc}")
-    if not ns.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        parser.error(f"--redis-url must start with redis://, rediss:// or unix://, "
-                     f"got {ns.redis_url!r}")
+    try:
+        urls = split_urls(ns.redis_url)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         child = cli.ChildEnv.from_environ(environ)
     except cli.BadValue as exc:
@@ -110,7 +114,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     return Config(
         host=ns.host,
         port=ns.port,
-        redis_url=ns.redis_url,
+        redis_url=urls[shard_of(ns.port, len(urls))],
+        redis_urls=urls,
         name=ns.name or f"tcp.{ns.port}",
         max_line_bytes=ns.max_line_bytes,
         history_maxlen=ns.history_maxlen,

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tcpws.protocol import StreamId, parse_since
+from tcpws.shards import is_cursor, parse_cursor, shard_of
 from web.backlog import SlowClientRule
 from web.clients import Client, ClientClosed, fit_close_reason
 from web.config import WebConfig
@@ -49,12 +50,15 @@ class StreamParams:
     fmt: str = "raw"
     port: int | None = None
     since: tuple[StreamId, int] | None = None
+    # With several shards and no port=: where to resume on each (tcpws.shards).
+    cursor: list[StreamId] | None = None
 
 
-def parse_params(query: QueryParams) -> StreamParams:
+def parse_params(query: QueryParams, shards: int = 1) -> StreamParams:
     """Validate `/ws` query parameters; ValueError says what is wrong.
     An empty `port=` or `since=` means "not given" (what a page sends before
-    it has an id)."""
+    it has an id). With several shards `since=` is a cursor (tcpws.shards),
+    or, with `port=`, that port's shard's plain id."""
     fmt = query.get("format", "raw").lower()
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt[:20]!r}: use raw or json")
@@ -66,7 +70,19 @@ def parse_params(query: QueryParams) -> StreamParams:
         port = int(text)
     since = None
     text = query.get("since", "")
-    if text:
+    if text and shards > 1:
+        text = text[:64 * shards]
+        if is_cursor(text):
+            cursor = parse_cursor(text, shards)
+            if port is None:
+                return StreamParams(fmt, port, None, cursor)
+            since = cursor[shard_of(port, shards)], -1
+        elif port is None:
+            raise ValueError("with several Redis shards since= takes the id of a "
+                             "format=json frame's last line (a cursor), or needs port=")
+        else:
+            since = parse_since(text)
+    elif text:
         since = parse_since(text[:64])
     return StreamParams(fmt, port, since)
 
@@ -102,7 +118,7 @@ def create_app(hub: Hub) -> ASGIApp:
             await refuse(ws, "auth", "unauthorized")
             return
         try:
-            params = parse_params(ws.query_params)
+            params = parse_params(ws.query_params, hub.shards)
         except ValueError as exc:
             await refuse(ws, "bad_request", str(exc))
             return
@@ -119,7 +135,7 @@ def create_app(hub: Hub) -> ASGIApp:
             code, reason = hub.closing
             await ws.close(code, fit_close_reason(reason))
             return
-        client = Client(ws, params.fmt, params.port, rule, hub.stats)
+        client = Client(ws, params.fmt, params.port, rule, hub.stats, hub.shards)
         hub.admit(client)
         try:
             await race_receive(ws, lambda: client.run(_resume(hub, client, params)))
@@ -166,23 +182,39 @@ def create_app(hub: Hub) -> ASGIApp:
 
 
 def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:
+    if params.cursor is not None:
+        hub.stats.resumes += 1
+        return _Replay(hub, client, [(s, sid, -1) for s, sid in enumerate(params.cursor)])
     if params.since is None:
         return None
     hub.stats.resumes += 1
-    return _Replay(hub, client, *params.since)
+    shard = 0 if params.port is None else shard_of(params.port, hub.shards)
+    return _Replay(hub, client, [(shard, *params.since)])
 
 
 class _Replay:
-    """The history replay a resuming client runs before live data; a failed
-    read closes with 1011 so the client resumes again rather than silently
-    skip the gap."""
+    """The history replay a resuming client runs before live data, one
+    shard after another; a failed read closes with 1011 so the client
+    resumes again rather than silently skip the gap."""
 
-    def __init__(self, hub: Hub, client: Client, since: StreamId, index: int) -> None:
-        self._hub, self._client, self._since, self._index = hub, client, since, index
+    def __init__(self, hub: Hub, client: Client, since: list[tuple[int, StreamId, int]]
+                 ) -> None:
+        """`since`: (shard, entry id, line index) for each shard to replay."""
+        self._hub, self._client, self._since = hub, client, since
 
     async def __call__(self) -> None:
+        client = self._client
+        # A cursor sent during the first shard's replay must still hold the
+        # given positions of the shards not replayed yet.
+        for shard, since, _ in self._since:
+            client.sent[shard] = since
         try:
-            await replay(self._client, self._hub.commands, self._since, self._index)
+            for shard, since, index in self._since:
+                await replay(client, self._hub.shard_commands[shard], since, index, shard)
+                if client.overflowed or client.close_code is not None:
+                    # Live lines of the shards not replayed lie past a gap.
+                    client.drop_queued()
+                    return
         except (RedisError, TimeoutError) as exc:
             log.warning("history read for %s failed: %s; closing 1011", self._client.peer, exc)
             self._hub.stats.drop("history")

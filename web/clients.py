@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from tcpws.protocol import Entry, StreamId
+from tcpws.shards import format_cursor
 from web.backlog import Backlog, SlowClientRule, Verdict
 from web.batch import MAX_FRAME_BYTES, Batch
 from web.metrics import WebStats
@@ -43,6 +44,14 @@ def fit_close_reason(reason: str) -> str:
     return data[:MAX_REASON_BYTES].decode(errors="ignore")  # drops a cut tail only
 
 
+def with_last_id(items: str, new_id: str) -> str:
+    """JSON objects joined by "," with the id of the last one replaced. Safe
+    by a text search: inside a JSON string a quote is always escaped, so an
+    unescaped `{"id":"` only ever starts an envelope."""
+    start = items.rindex('{"id":"') + 7
+    return items[:start] + new_id + items[items.index('"', start):]
+
+
 class TooSlow(Exception):
     """The client's backlog stayed too big (web.backlog)."""
 
@@ -55,11 +64,14 @@ class Client:
     """Queue + sender for one connection; `deliver` never awaits."""
 
     def __init__(self, ws: WebSocket, fmt: str, port: int | None, rule: SlowClientRule,
-                 stats: WebStats) -> None:
+                 stats: WebStats, shards: int = 1) -> None:
         self.ws = ws
         self.json = fmt == "json"
         self.port = port
-        self.last_sent: StreamId = (0, 0)
+        # The last entry id sent (or skipped as had) from each shard.
+        self.sent: list[StreamId] = [(0, 0)] * shards
+        # Several shards, every port, json: a frame's last id is a cursor.
+        self._cursor = self.json and port is None and shards > 1
         self.overflowed = False
         self.close_code: int | None = None
         self.close_reason = ""
@@ -160,17 +172,21 @@ class Client:
         self._wake()
 
     async def send_batches(self, batches: list[Batch], queued: bool = False) -> None:
-        """Send entries newer than `last_sent`, as few frames as allowed.
-        `queued`: the batches come from this client's queue, so each frame
-        sent shrinks its backlog (history pages do not count)."""
+        """Send entries newer than what `sent` holds for their shard, as few
+        frames as allowed. `queued`: the batches come from this client's
+        queue, so each frame sent shrinks its backlog (history pages do not
+        count). `sent` moves as batches join a frame: a failed send ends the
+        client, so nobody reads it after."""
         parts: list[str] = []
         size = lines = done = 0
         last: Entry | None = None
+        sent = self.sent
         for batch in batches:
             done_before = done
             done += self._weight(batch) if queued else 0
-            if batch.first_id <= self.last_sent:
-                trimmed = batch.after(self.last_sent)
+            had = sent[batch.shard]
+            if batch.first_id <= had:
+                trimmed = batch.after(had)
                 if trimmed is None:
                     continue
                 batch = trimmed
@@ -183,12 +199,15 @@ class Client:
             size += weight
             lines += batch.lines
             last = batch.last
+            sent[batch.shard] = last.id
         if parts:
             await self._send_frame(parts, lines, last)
         self._sent(done)
 
     async def _send_frame(self, parts: list[str], lines: int, last: Entry | None) -> None:
         assert last is not None
+        if self._cursor:
+            parts[-1] = with_last_id(parts[-1], format_cursor(self.sent))
         text = "[" + ",".join(parts) + "]" if self.json else "\n".join(parts)
         self._task = asyncio.current_task()
         self._in_send = True
@@ -203,7 +222,6 @@ class Client:
             raise
         finally:
             self._in_send = False
-        self.last_sent = last.id
         self._stats.frames_sent += 1
         self._stats.lines_sent += lines
         self._stats.lag_seconds = max(0.0, time.time() - last.ts)

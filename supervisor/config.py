@@ -36,6 +36,7 @@ class SupervisorConfig:
     redis_url: str | None = None
     stop_timeout: float = 10.0
     ack: bool = False
+    ack_replicas: int = 0
     redis_durable: bool = False
     redis_dir: str = ".tcpws/redis"
     redis_listen: tuple[str, int] | None = None
@@ -87,6 +88,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--control-socket": ("TCPWS_CONTROL_SOCKET", None, str, "path of the control socket"),
     "--tcp-worker-args": ("TCPWS_TCP_WORKER_ARGS", "", str, "extra flags for each tcp worker"),
     "--web-args": ("TCPWS_WEB_ARGS", "", str, "extra flags for each web process"),
+    "--ack-replicas": ("TCPWS_ACK_REPLICAS", 0, cli.int_at_least(0),
+                       "with --ack: ack once this many replicas hold a batch (WAIT)"),
     "--coalesce-ms": ("TCPWS_COALESCE_MS", cli.DEFAULT_COALESCE_MS, cli.milliseconds,
                       "tcp workers: longest a line waits to share a call; 0: never"),
     "--max-clients": ("TCPWS_MAX_CLIENTS", 10000, cli.positive_int,
@@ -228,6 +231,9 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     if listen is not None and not password:
         raise ConfigError("--redis-listen exposes Redis to the network: set a password with "
                           "--redis-password or TCPWS_REDIS_PASSWORD")
+    ack = _switch(ns, "--ack", environ)
+    if v["--ack-replicas"] and not ack:
+        raise ConfigError("--ack-replicas needs --ack (it says when an ack is sent)")
     command = tuple(ns.command) or ("run",)
     if command[0] not in COMMANDS:
         raise ConfigError(f"unknown command {command[0]!r} (expected one of "
@@ -236,7 +242,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         host=v["--host"], http_port=http_port, tcp_ports=tcp_ports,
         tcp_workers=v["--tcp-workers"], web_workers=v["--web-workers"],
         redis_url=v["--redis-url"], stop_timeout=v["--stop-timeout"],
-        ack=_switch(ns, "--ack", environ), redis_durable=durable,
+        ack=ack, ack_replicas=v["--ack-replicas"], redis_durable=durable,
         redis_dir=v["--redis-dir"], redis_listen=listen, redis_password=password,
         start_timeout=v["--start-timeout"], max_start_failures=v["--max-start-failures"],
         control_socket=v["--control-socket"] or default_control_socket(http_port, environ),

@@ -70,6 +70,8 @@ class SpecFactory:
         argv = [sys.executable, "-m", "tcp_worker", *common,
                 "--drain-timeout", str(self.budgets.tcp_drain),
                 "--coalesce-ms", str(cfg.coalesce_ms),
-                *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
+                *(["--ack"] if cfg.ack else []),
+                *(["--ack-replicas", str(cfg.ack_replicas)] if cfg.ack_replicas else []),
+                *cfg.tcp_worker_args]
         return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                          stop_budget=self.budgets.tcp, port=port, index=index)

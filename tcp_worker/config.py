@@ -32,6 +32,7 @@ class Config:
     max_line_bytes: int = 65536
     history_maxlen: int = 100_000
     ack: bool = False
+    ack_replicas: int = 0  # with ack: WAIT for this many replicas before acking
     max_connections: int = 4096
     idle_timeout: float = 300.0
     drain_timeout: float = 5.0
@@ -74,6 +75,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="approximate MAXLEN of the history stream, in entries")
     p.add_argument("--ack", action="store_true", default=None,
                    help="write +N\\n back once N more lines are stored (env TCPWS_ACK=1)")
+    p.add_argument("--ack-replicas", type=cli.int_at_least(0),
+                   default=env("TCPWS_ACK_REPLICAS", "0"),
+                   help="with --ack, ack a batch only once this many replicas hold it (Redis "
+                        "WAIT); 0: once the master has it (env TCPWS_ACK_REPLICAS)")
     p.add_argument("--max-connections", type=cli.positive_int,
                    default=env("TCPWS_MAX_CONNECTIONS", "4096"),
                    help="connections over this get '-ERR too many connections' and are closed")
@@ -103,6 +108,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             ack = cli.boolean(environ.get("TCPWS_ACK", ""))
         except cli.BadValue as exc:
             parser.error(f"TCPWS_ACK: {exc}")
+    if ns.ack_replicas and not ack:
+        parser.error("--ack-replicas needs --ack (it says when an ack is sent)")
     try:
         urls = split_urls(ns.redis_url)
     except ValueError as exc:
@@ -120,6 +127,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         max_line_bytes=ns.max_line_bytes,
         history_maxlen=ns.history_maxlen,
         ack=bool(ack),
+        ack_replicas=ns.ack_replicas,
         max_connections=ns.max_connections,
         idle_timeout=ns.idle_timeout,
         drain_timeout=ns.drain_timeout,

@@ -4,9 +4,14 @@ only ports onto the new shard, about 1/n of them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from starlette.datastructures import QueryParams
 
 from tcpws.shards import format_cursor, parse_cursor, shard_of, split_urls
+from web.app import parse_params
+from web.clients import with_last_id
 
 
 def test_values_are_stable() -> None:
@@ -43,3 +48,26 @@ def test_urls_and_cursors() -> None:
 
 
 PINNED = [1, 1, 0, 0, 2, 2, 2]
+
+
+def test_since_over_shards() -> None:
+    q = QueryParams
+    cursor = "5-1_0-0_7-2"
+    assert parse_params(q(f"format=json&since={cursor}"), 3).cursor == [(5, 1), (0, 0), (7, 2)]
+    port = next(p for p in range(8000, 9000) if shard_of(p, 3) == 2)
+    with_port = parse_params(q(f"since={cursor}&port={port}"), 3)
+    assert with_port.cursor is None and with_port.since == ((7, 2), -1)
+    assert parse_params(q(f"since=5-1-3&port={port}"), 3).since == ((5, 1), 3)
+    for bad in ("since=5-1-3", "since=5-1_0-0", "since=5-1_x_7-2"):
+        with pytest.raises(ValueError):
+            parse_params(q(bad), 3)
+    with pytest.raises(ValueError):
+        parse_params(q(f"since={cursor}"), 1)  # one shard: a cursor is no id
+
+
+def test_the_cursor_replaces_only_the_last_id() -> None:
+    items = ('{"id":"1-0-0","port":1,"peer":"p","ts":1.0,"data":"{\\"id\\":\\"x\\"}"},'
+             '{"id":"1-0-1","port":1,"peer":"p","ts":1.0,"data":"{\\"id\\":\\"y\\"}"}')
+    out = json.loads("[" + with_last_id(items, "1-0_2-0") + "]")
+    assert [o["id"] for o in out] == ["1-0-0", "1-0_2-0"]
+    assert [o["data"] for o in out] == ['{"id":"x"}', '{"id":"y"}']

@@ -216,7 +216,7 @@ class Hub:
         for found in await asyncio.gather(*(read(c) for c in self.shard_commands)):
             for hb in found:
                 seen.setdefault(hb.get("name", ""), hb)
-        return list(seen.values())
+        return [seen[name] for name in sorted(seen)]
 
     async def shard_status(self) -> list[dict[str, Any]]:
         """Each shard: address, up (its subscription live), last id delivered,

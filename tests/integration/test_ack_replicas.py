@@ -6,6 +6,7 @@ stored twice); once a replica has synced, every line is acked."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import redis
 
@@ -27,7 +28,8 @@ def acks_within(sock: socket.socket, seconds: float) -> int:
     return sum(int(n[1:]) for n in data.split(b"\n") if n)
 
 
-def test_acked_only_once_a_replica_holds_the_lines(start_worker: StartWorker) -> None:
+def test_acked_only_once_a_replica_holds_the_lines(start_worker: StartWorker,
+                                                   tmp_path: Path) -> None:
     master = RedisServer()
     replica: Proc | None = None
     try:
@@ -42,7 +44,9 @@ def test_acked_only_once_a_replica_holds_the_lines(start_worker: StartWorker) ->
             assert stored_lines(client) == ["one", "two"]
             rport = free_port()
             replica = Proc([*redis_argv(find_redis_server(), port=rport),
-                            "--replicaof", "127.0.0.1", str(master.port)], name="replica")
+                            "--replicaof", "127.0.0.1", str(master.port),
+                            "--dir", str(tmp_path)],  # its synced RDB goes there
+                           cwd=tmp_path, name="replica")
             assert read_acks(sender, 2, timeout=30) == 2
             sender.sendall(b"three\n")
             assert read_acks(sender, 1, timeout=15) == 1

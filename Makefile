@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools curl clean
+.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools curl redis7 cluster clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -46,7 +46,16 @@ systemd-tools:
 curl:
 	@./scripts/install-curl
 
-test: $(STAMP) browser nginx rsyslog systemd-tools curl lint
+# Redis 7 (cluster mode, sharded pub/sub) for the cluster tests, from Debian's
+# redis-tools, linked into a private directory off PATH (scripts/install-redis7).
+redis7:
+	@./scripts/install-redis7
+
+# A local 3-master/3-replica Redis Cluster in the foreground (ARGS="--base-port 7000").
+cluster: $(STAMP) redis7
+	$(PY) -m testkit.cluster $(ARGS)
+
+test: $(STAMP) browser nginx rsyslog systemd-tools curl redis7 lint
 	$(PY) -m pytest
 
 # The fast loop: unit tests only (pure code and each process's --help, seconds).

@@ -23,6 +23,7 @@ from supervisor.config_file import ConfigFile, FileError, as_text, key_of, load
 from tcpws import cli, perport
 from tcpws.keyfiles import check_security_flags
 from tcpws.logs import LOG_FORMATS
+from tcpws.shards import split_urls
 
 COMMANDS = ("run", "status", "scale", "restart", "stop", "reload")
 MAX_START_FAILURES = 5
@@ -42,6 +43,7 @@ class SupervisorConfig:
     redis_url: str | None = None
     stop_timeout: float = 10.0
     ack: bool = False
+    ack_replicas: int = 0
     redis_durable: bool = False
     redis_dir: str = ".tcpws/redis"
     redis_listen: tuple[str, int] | None = None
@@ -93,7 +95,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--tcp-workers": ("TCPWS_TCP_WORKERS", 1, cli.positive_int, "worker processes per TCP port"),
     "--web-workers": ("TCPWS_WEB_WORKERS", 1, cli.positive_int,
                       "web processes sharing --http-port"),
-    "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one"),
+    "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one; "
+                   "a comma list: independent shards, each TCP port on one"),
     "--stop-timeout": ("TCPWS_STOP_TIMEOUT", 10.0, cli.seconds, "whole graceful-stop budget, s"),
     "--start-timeout": ("TCPWS_START_TIMEOUT", 20.0, cli.seconds,
                         "readiness time-out per child, s"),
@@ -105,6 +108,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--control-socket": ("TCPWS_CONTROL_SOCKET", None, str, "path of the control socket"),
     "--tcp-worker-args": ("TCPWS_TCP_WORKER_ARGS", "", str, "extra flags for each tcp worker"),
     "--web-args": ("TCPWS_WEB_ARGS", "", str, "extra flags for each web process"),
+    "--ack-replicas": ("TCPWS_ACK_REPLICAS", 0, cli.int_at_least(0),
+                       "with --ack: ack once this many replicas hold a batch (WAIT)"),
     "--coalesce-ms": ("TCPWS_COALESCE_MS", cli.DEFAULT_COALESCE_MS, cli.milliseconds,
                       "tcp workers: longest a line waits to share a call; 0: never"),
     "--max-clients": ("TCPWS_MAX_CLIENTS", 10000, cli.positive_int,
@@ -133,7 +138,7 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
 _KINDS: dict[str, str] = {
     **{key_of(flag): "str" for flag in _OPTIONS},
     **{key: "int" for key in ("http_port", "tcp_workers", "web_workers", "max_start_failures",
-                              "max_clients")},
+                              "max_clients", "ack_replicas")},
     **{key: "float" for key in ("stop_timeout", "start_timeout", "http_timeout")},
     "tcp_port": "ports", "ack": "bool", "redis_durable": "bool", "spares": "bool",
     "coalesce_ms": "float",
@@ -330,6 +335,11 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     if listen is not None and listen[1] in (http_port, *tcp_ports):
         raise ConfigError(f"--redis-listen: port {listen[1]} is already used by tcpws")
     password = v["--redis-password"]
+    if v["--redis-url"] is not None:
+        try:
+            split_urls(v["--redis-url"])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if v["--redis-url"] is not None and (durable or listen is not None):
         raise ConfigError("--redis-durable and --redis-listen apply only to the embedded "
                           "Redis, not with --redis-url")
@@ -341,6 +351,9 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
                              v["--http-tls-cert"], v["--http-tls-key"])
     except cli.BadValue as exc:
         raise ConfigError(str(exc)) from None
+    ack = _switch(layers, "--ack")
+    if v["--ack-replicas"] and not ack:
+        raise ConfigError("--ack-replicas needs --ack (it says when an ack is sent)")
     if command[0] not in COMMANDS:
         raise ConfigError(f"unknown command {command[0]!r} (expected one of "
                           f"{', '.join(COMMANDS)})")
@@ -348,7 +361,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         host=v["--host"], http_port=http_port, tcp_ports=tcp_ports,
         tcp_workers=v["--tcp-workers"], web_workers=v["--web-workers"],
         redis_url=v["--redis-url"], stop_timeout=v["--stop-timeout"],
-        ack=_switch(layers, "--ack"), redis_durable=durable,
+        ack=ack, ack_replicas=v["--ack-replicas"], redis_durable=durable,
         redis_dir=v["--redis-dir"], redis_listen=listen, redis_password=password,
         start_timeout=v["--start-timeout"], max_start_failures=v["--max-start-failures"],
         control_socket=v["--control-socket"] or default_control_socket(http_port, environ),

@@ -76,7 +76,9 @@ class SpecFactory:
                 "--coalesce-ms", str(cfg.coalesce_ms),
                 "--framing", cfg.framing.for_port(port) or perport.DEFAULT_FRAMING,
                 *(["--parse", "syslog"] if cfg.parse.for_port(port) == "syslog" else []),
-                *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
+                *(["--ack"] if cfg.ack else []),
+                *(["--ack-replicas", str(cfg.ack_replicas)] if cfg.ack_replicas else []),
+                *cfg.tcp_worker_args]
         return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                          stop_budget=self.budgets.tcp, port=port, index=index)
 

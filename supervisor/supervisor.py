@@ -48,6 +48,7 @@ from supervisor.slot import Slot
 from supervisor.sockets import Listeners
 from supervisor.spare import Spares
 from supervisor.specs import SpecFactory
+from tcpws.shards import split_urls
 
 log = logging.getLogger("supervisor")
 
@@ -139,11 +140,14 @@ class Supervisor:
         return started
 
     async def start_redis(self) -> bool:
-        """Our redis-server ready, or the Redis of --redis-url answering PING."""
+        """Our redis-server ready, or every Redis of --redis-url (each shard)
+        answering PING."""
         if self.redis is not None:
             return await self._start_stage(Kind.REDIS, [self.pool.add(Kind.REDIS, "redis")])
         if self.config.redis_url is not None:
-            return await wait_until_answers(self.config.redis_url, self.stop_requested)
+            for url in split_urls(self.config.redis_url):
+                if not await wait_until_answers(url, self.stop_requested):
+                    return False
         return True
 
     async def start_web(self) -> bool:

@@ -62,7 +62,7 @@ class Worker:
             port=self.stats.port, maxlen=config.history_maxlen,
             max_pending_bytes=config.max_pending_bytes, ack=config.ack, stats=self.stats,
             set_paused=lambda paused: self.server.set_paused(paused),
-            coalesce=config.coalesce)
+            coalesce=config.coalesce, ack_replicas=config.ack_replicas)
         self.server = TcpServer(config, self.stats, self.publisher)
 
     def _on_signal(self, sig: signal.Signals) -> None:

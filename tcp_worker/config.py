@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tcpws import cli, perport
 from tcpws.logs import LOG_FORMATS
+from tcpws.shards import shard_of, split_urls
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -26,11 +27,13 @@ class Config:
 
     host: str = "127.0.0.1"
     port: int = 8001
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = DEFAULT_REDIS_URL  # this port's shard (tcpws.shards)
+    redis_urls: tuple[str, ...] = (DEFAULT_REDIS_URL,)  # every shard, in order
     name: str = "tcp.8001"
     max_line_bytes: int = 65536
     history_maxlen: int = 100_000
     ack: bool = False
+    ack_replicas: int = 0  # with ack: WAIT for this many replicas before acking
     max_connections: int = 4096
     idle_timeout: float = 300.0
     drain_timeout: float = 5.0
@@ -64,7 +67,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--port", type=cli.port, default=env("PORT", "8001"),
                    help="TCP port to listen on (env PORT)")
     p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
-                   help="Redis to publish to (env REDIS_URL)")
+                   help="Redis to publish to; a comma list of shards publishes to the "
+                        "port's own (tcpws.shards) (env REDIS_URL)")
     p.add_argument("--name", default=env(cli.NAME_ENV) or None,
                    help="worker name in logs and heartbeats (env TCPWS_NAME; default tcp.<port>)")
     p.add_argument("--max-line-bytes", type=cli.positive_int,
@@ -75,6 +79,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="approximate MAXLEN of the history stream, in entries")
     p.add_argument("--ack", action="store_true", default=None,
                    help="write +N\\n back once N more lines are stored (env TCPWS_ACK=1)")
+    p.add_argument("--ack-replicas", type=cli.int_at_least(0),
+                   default=env("TCPWS_ACK_REPLICAS", "0"),
+                   help="with --ack, ack a batch only once this many replicas hold it (Redis "
+                        "WAIT); 0: once the master has it (env TCPWS_ACK_REPLICAS)")
     p.add_argument("--max-connections", type=cli.positive_int,
                    default=env("TCPWS_MAX_CONNECTIONS", "4096"),
                    help="connections over this get '-ERR too many connections' and are closed")
@@ -114,9 +122,12 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
             ack = cli.boolean(environ.get("TCPWS_ACK", ""))
         except cli.BadValue as exc:
             parser.error(f"TCPWS_ACK: {exc}")
-    if not ns.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        parser.error(f"--redis-url must start with redis://, rediss:// or unix://, "
-                     f"got {ns.redis_url!r}")
+    if ns.ack_replicas and not ack:
+        parser.error("--ack-replicas needs --ack (it says when an ack is sent)")
+    try:
+        urls = split_urls(ns.redis_url)
+    except ValueError as exc:
+        parser.error(str(exc))
     try:
         framing = perport.framing_choice(ns.framing, environ.get("TCPWS_FRAMING", ""))
     except cli.BadValue as exc:
@@ -132,11 +143,13 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     return Config(
         host=ns.host,
         port=ns.port,
-        redis_url=ns.redis_url,
+        redis_url=urls[shard_of(ns.port, len(urls))],
+        redis_urls=urls,
         name=ns.name or f"tcp.{ns.port}",
         max_line_bytes=ns.max_line_bytes,
         history_maxlen=ns.history_maxlen,
         ack=bool(ack),
+        ack_replicas=ns.ack_replicas,
         max_connections=ns.max_connections,
         idle_timeout=ns.idle_timeout,
         drain_timeout=ns.drain_timeout,

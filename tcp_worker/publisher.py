@@ -131,12 +131,14 @@ class Publisher:
     def __init__(self, client: aioredis.Redis, *, publisher_id: str, redis_url: str,
                  port: int, maxlen: int, max_pending_bytes: int, ack: bool,
                  stats: WorkerStats, set_paused: Callable[[bool], None],
-                 coalesce: float = 0.0) -> None:
+                 coalesce: float = 0.0, ack_replicas: int = 0) -> None:
         """`publisher_id`: unique to this process (never reused), so that its
         sequence numbers, counted from 1, mean one batch each. `coalesce`:
-        the bound of the coalescing window, seconds (0: off)."""
+        the bound of the coalescing window, seconds (0: off). `ack_replicas`:
+        a batch is done only once that many replicas hold it (`PublishCall`)."""
         self._client = client
-        self._call = PublishCall(client, publisher_id=publisher_id, maxlen=maxlen)
+        self._call = PublishCall(client, publisher_id=publisher_id, maxlen=maxlen,
+                                 replicas=ack_replicas)
         self._seq = 0
         self._url = redact_url(redis_url)
         self._port = port

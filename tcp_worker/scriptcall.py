@@ -11,6 +11,13 @@ AUTH, SELECT, CLIENT SETNAME, parsing replies — and skips the rest:
   the rest once per call, into one `bytes` written with one call;
 * the whole call (connect if needed, write, read) runs under one time-out.
 
+With `replicas` (--ack-replicas N), the same write carries `WAIT N ms`
+after the EVALSHA (WAIT may not run inside a script, and must run on the
+connection that wrote): still one round trip, two replies. Fewer than N
+replicas confirming in time raises `NotReplicated`, a failed call: the
+batch is retried with its seq (the script then answers ALREADY_STORED and
+stores nothing) and WAITed for again, and nothing is acked meanwhile.
+
 The connection is separate from the client's pool (heartbeats use that), so
 a publish never waits behind another command. Errors are redis-py's: any
 `RedisError` or `OSError` (a time-out is `TimeoutError`, an `OSError`) leaves
@@ -23,6 +30,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import RedisError, ResponseError
 
 from tcpws.protocol import LIVE_CHANNEL, PUBSEQ_TTL, STREAM_KEY, pubseq_key
 
@@ -52,14 +60,25 @@ def pack_head(sha: str, publisher_id: str, maxlen: int) -> bytes:
 
 
 _TTL = bulk(b"%d" % PUBSEQ_TTL)
+WAIT_MS = 1000  # how long one call waits for --ack-replicas confirmations
+
+
+class NotReplicated(RedisError):
+    """Stored, but fewer replicas than asked confirmed it in time."""
+
+
+def pack_wait(replicas: int, timeout_ms: int) -> bytes:
+    return b"*3\r\n" + bulk(b"WAIT") + bulk(b"%d" % replicas) + bulk(b"%d" % timeout_ms)
 
 
 class PublishCall:
     """Calls PUBLISH_SCRIPT over a connection of its own (see module doc)."""
 
-    def __init__(self, client: aioredis.Redis, *, publisher_id: str, maxlen: int) -> None:
+    def __init__(self, client: aioredis.Redis, *, publisher_id: str, maxlen: int,
+                 replicas: int = 0) -> None:
         """Connects like `client` does, with its socket time-out (default 5 s)
-        as the time-out of a whole call."""
+        as the time-out of a whole call. `replicas`: WAIT for that many
+        (0: no WAIT)."""
         pool = client.connection_pool
         # No socket time-out inside redis-py (it would wrap each write in a
         # Task): `call` puts one time-out around the whole call instead.
@@ -69,6 +88,8 @@ class PublishCall:
         self._publisher_id = publisher_id
         self._maxlen = maxlen
         self._head = b""
+        self._replicas = replicas
+        self._wait = pack_wait(replicas, WAIT_MS) if replicas else b""
 
     def set_sha(self, sha: str) -> None:
         """The script's SHA1, from SCRIPT LOAD."""
@@ -81,6 +102,8 @@ class PublishCall:
         packed = pack_publish(self._head, seq, entries)
         try:
             async with asyncio.timeout(self._timeout):
+                if self._replicas:
+                    return await self._call_and_wait(packed)
                 await self._conn.send_packed_command(packed, check_health=False)
                 return await self._conn.read_response()
         except TimeoutError:
@@ -88,6 +111,19 @@ class PublishCall:
             # make sure of it: a late reply must never answer the next call.
             await self._conn.disconnect(nowait=True)
             raise
+
+    async def _call_and_wait(self, packed: bytes) -> Any:
+        await self._conn.send_packed_command(packed + self._wait, check_health=False)
+        try:
+            stored = await self._conn.read_response()
+        except ResponseError:
+            await self._conn.read_response()  # WAIT's reply: the next call's must be its own
+            raise
+        confirmed = await self._conn.read_response()
+        if not isinstance(confirmed, int) or confirmed < self._replicas:
+            raise NotReplicated(f"WAIT: {confirmed} of {self._replicas} replicas confirmed "
+                                f"within {WAIT_MS} ms")
+        return stored
 
     async def close(self) -> None:
         await self._conn.disconnect(nowait=True)

@@ -37,6 +37,7 @@ class Batch:
     lines: int
     raw_bytes: int
     json_bytes: int
+    shard: int = 0  # the Redis shard its entries come from (tcpws.shards)
     _raw: str | None = field(default=None, repr=False)
     _json: str | None = field(default=None, repr=False)
     _sse_raw: bytes | None = field(default=None, repr=False)
@@ -45,26 +46,27 @@ class Batch:
     _severities: dict[int, Batch | None] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, entries: list[Entry]) -> Batch:
+    def of(cls, entries: list[Entry], shard: int = 0) -> Batch:
         lines = raw = js = 0
         for entry in entries:
             n, r, j = entry_sizes(entry)
             lines, raw, js = lines + n, raw + r, js + j
-        return cls(entries, lines, raw, js)
+        return cls(entries, lines, raw, js, shard)
 
     @classmethod
-    def split(cls, entries: list[Entry], limit: int = MAX_FRAME_BYTES) -> list[Batch]:
+    def split(cls, entries: list[Entry], limit: int = MAX_FRAME_BYTES,
+              shard: int = 0) -> list[Batch]:
         """Consecutive batches of whole entries, each within `limit` json bytes."""
         out: list[Batch] = []
         start = lines = raw = js = 0
         for i, entry in enumerate(entries):
             n, r, j = entry_sizes(entry)
             if i > start and js + j > limit:
-                out.append(cls(entries[start:i], lines, raw, js))
+                out.append(cls(entries[start:i], lines, raw, js, shard))
                 start, lines, raw, js = i, 0, 0, 0
             lines, raw, js = lines + n, raw + r, js + j
         if start < len(entries):
-            out.append(cls(entries[start:], lines, raw, js))
+            out.append(cls(entries[start:], lines, raw, js, shard))
         return out
 
     @property
@@ -107,7 +109,7 @@ class Batch:
             if len(keep) == len(self.entries):
                 self._ports[ports] = self
             else:
-                self._ports[ports] = Batch.of(keep) if keep else None
+                self._ports[ports] = Batch.of(keep, self.shard) if keep else None
         return self._ports[ports]
 
     def at_most(self, severity: int) -> Batch | None:
@@ -115,10 +117,10 @@ class Batch:
         every client asking that severity: 8 values at most), or None."""
         if severity not in self._severities:
             keep = [e for e in (e.at_most(severity) for e in self.entries) if e is not None]
-            self._severities[severity] = Batch.of(keep) if keep else None
+            self._severities[severity] = Batch.of(keep, self.shard) if keep else None
         return self._severities[severity]
 
     def after(self, last: StreamId) -> Batch | None:
         """Without the entries a client already has (rare: after a resume)."""
         keep = [e for e in self.entries if e.id > last]
-        return Batch.of(keep) if keep else None
+        return Batch.of(keep, self.shard) if keep else None

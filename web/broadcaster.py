@@ -60,8 +60,11 @@ class Broadcaster:
 
     def __init__(self, redis_url: str, client_name: str, probe_channel: str,
                  commands: aioredis.Redis, stats: WebStats, *,
-                 probe_interval: float = 2.0, probe_timeout: float = 3.0) -> None:
+                 probe_interval: float = 2.0, probe_timeout: float = 3.0,
+                 shard: int = 0) -> None:
+        """`shard`: which of the --redis-url shards this is (tags its batches)."""
         self._url = redis_url
+        self.shard = shard
         self._client_name = client_name
         self._probe_channel = probe_channel
         self._commands = commands
@@ -160,6 +163,15 @@ class Broadcaster:
                 early.append(message)
         return early
 
+    @property
+    def address(self) -> str:
+        """The shard's URL fit for logs and status (password hidden)."""
+        return redisconn.redact_url(self._url)
+
+    async def stream_head(self) -> StreamId | None:
+        """The id of the newest entry stored on this shard, if any."""
+        return await self._stream_head()
+
     async def _stream_head(self) -> StreamId | None:
         rows: Any = await self._commands.xrevrange(STREAM_KEY, count=1)
         return parse_stream_id(as_text(rows[0][0])) if rows else None
@@ -249,7 +261,9 @@ class Broadcaster:
             return
         self.last_id = entries[-1].id
         self._advanced.set()
-        batches = [Batch.of(entries)] if len(entries) == 1 else Batch.split(entries)
+        shard = self.shard
+        batches = ([Batch.of(entries, shard)] if len(entries) == 1
+                   else Batch.split(entries, shard=shard))
         subscribers = list(self._subscribers)
         for batch in batches:
             for subscriber in subscribers:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from tcpws.protocol import Entry, StreamId
+from tcpws.shards import format_cursor
 from web.backlog import Backlog, SlowClientRule, Verdict
 from web.batch import MAX_FRAME_BYTES, Batch
 from web.metrics import WebStats
@@ -43,12 +44,16 @@ class Client:
     """Queue + sender for one connection; `deliver` never awaits."""
 
     def __init__(self, transport: Transport, fmt: str, ports: frozenset[int] | None,
-                 rule: SlowClientRule, stats: WebStats, severity: int | None = None) -> None:
+                 rule: SlowClientRule, stats: WebStats, severity: int | None = None,
+                 shards: int = 1) -> None:
         self.transport = transport
         self.json = fmt == "json"
         self.ports = ports
         self.severity = severity  # severity=N: only lines of syslog severity N or worse
-        self.last_sent: StreamId = (0, 0)
+        # The last entry id sent (or skipped as had) from each shard.
+        self.sent: list[StreamId] = [(0, 0)] * shards
+        # Several shards, every port, json: a frame's last id is a cursor.
+        self._cursor = self.json and ports is None and shards > 1
         self.overflowed = False
         self.close_code: int | None = None
         self.close_reason = ""
@@ -176,17 +181,21 @@ class Client:
         self._wake()
 
     async def send_batches(self, batches: list[Batch], queued: bool = False) -> None:
-        """Send entries newer than `last_sent`, as few frames as allowed.
-        `queued`: the batches come from this client's queue, so each frame
-        sent shrinks its backlog (history pages do not count)."""
+        """Send entries newer than what `sent` holds for their shard, as few
+        frames as allowed. `queued`: the batches come from this client's
+        queue, so each frame sent shrinks its backlog (history pages do not
+        count). `sent` moves as batches join a frame: a failed send ends the
+        client, so nobody reads it after."""
         parts: list[Batch] = []
         size = lines = done = 0
         last: Entry | None = None
+        sent = self.sent
         for batch in batches:
             done_before = done
             done += self._weight(batch) if queued else 0
-            if batch.first_id <= self.last_sent:
-                trimmed = batch.after(self.last_sent)
+            had = sent[batch.shard]
+            if batch.first_id <= had:
+                trimmed = batch.after(had)
                 if trimmed is None:
                     continue
                 batch = trimmed
@@ -199,14 +208,15 @@ class Client:
             size += weight
             lines += batch.lines
             last = batch.last
+            sent[batch.shard] = last.id
         if parts:
             await self._send_frame(parts, lines, last)
         self._sent(done)
 
     async def _send_frame(self, parts: list[Batch], lines: int, last: Entry | None) -> None:
         assert last is not None
-        await self._abandonable(self.transport.send(parts, self.json))
-        self.last_sent = last.id
+        cursor = format_cursor(self.sent) if self._cursor else None
+        await self._abandonable(self.transport.send(parts, self.json, cursor))
         self._stats.frames_sent += 1
         self._stats.lines_sent += lines
         self._stats.lag_seconds = max(0.0, time.time() - last.ts)

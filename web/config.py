@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from tcpws import cli
 from tcpws.keyfiles import JwtPublicKey, check_security_flags, jwt_public_key
 from tcpws.logs import LOG_FORMATS
+from tcpws.shards import split_urls
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -19,7 +20,8 @@ MIB = 1024 * 1024
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8000
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = DEFAULT_REDIS_URL  # the first shard
+    redis_urls: tuple[str, ...] = (DEFAULT_REDIS_URL,)  # every shard, in order (tcpws.shards)
     name: str = "web.8000"
     ws_token: str | None = field(default=None, repr=False)  # never logged
     jwt_secret: str | None = field(default=None, repr=False)
@@ -60,7 +62,8 @@ class WebConfig:
                        help="address to bind when no socket is inherited (TCPWS_HOST)")
         p.add_argument("--port", type=cli.port, default=None, help="HTTP port ($PORT, 8000)")
         p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
-                       help="Redis to subscribe to (REDIS_URL)")
+                       help="Redis to subscribe to; a comma list of shards subscribes to "
+                            "each (REDIS_URL)")
         p.add_argument("--name", default=env(cli.NAME_ENV),
                        help="process name (TCPWS_NAME, default web.<port>)")
         p.add_argument("--ws-token", default=env("TCPWS_WS_TOKEN") or None,
@@ -135,11 +138,16 @@ class WebConfig:
                 public_key = jwt_public_key(ns.jwt_public_key)
         except cli.BadValue as exc:
             p.error(str(exc))
+        try:
+            urls = split_urls(ns.redis_url)
+        except ValueError as exc:
+            p.error(str(exc))
         origins = tuple(o.strip().rstrip("/") for o in ns.allowed_origins.split(",") if o.strip())
         return cls(
             host=ns.host,
             port=port,
-            redis_url=ns.redis_url,
+            redis_url=urls[0],
+            redis_urls=urls,
             name=ns.name or f"web.{port}",
             ws_token=ns.ws_token or None,
             jwt_secret=ns.jwt_secret or None,

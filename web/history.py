@@ -2,7 +2,7 @@
 
 The client is registered for live data *before* the history is read, so an
 entry published during the replay is either in a page we read or in the
-client's live queue (often both); the client's `last_sent` filter then drops
+client's live queue (often both); the client's `sent` filter then drops
 every live entry it already got from the history. No gap, no duplicate.
 A failed read is never skipped silently: the caller closes with 1011 so
 the client resumes again.
@@ -34,14 +34,16 @@ async def history_head(commands: aioredis.Redis) -> StreamId | None:
     return parse_stream_id(as_text(rows[0][0])) if rows else None
 
 
-async def replay(client: Client, commands: aioredis.Redis, since: StreamId, index: int) -> int:
+async def replay(client: Client, commands: aioredis.Redis, since: StreamId, index: int,
+                 shard: int = 0) -> int:
     """Send every stored line after `since` (line `index` of that entry, or
-    the whole entry when `index` is -1). Returns the entries read.
+    the whole entry when `index` is -1) of the shard `commands` reads.
+    Returns the entries read.
 
     Raises RedisError/OSError when the history cannot be read."""
-    # XRANGE bounds already exclude what the client has; `last_sent` only
+    # XRANGE bounds already exclude what the client has; `sent` only
     # matters once live sending starts, so it is raised as pages go out.
-    client.last_sent = (0, 0)
+    client.sent[shard] = (0, 0)
     # A line id leaves the rest of its own entry to send: start inclusive.
     lower = format_stream_id(since) if index >= 0 else "(" + format_stream_id(since)
     total = 0
@@ -63,9 +65,9 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                 if wanted is not None:
                     entries.append(wanted)
             if entries:
-                await client.send_batches(Batch.split(entries))
+                await client.send_batches(Batch.split(entries, shard=shard))
             last = parse_stream_id(as_text(rows[-1][0]))
-            client.last_sent = max(client.last_sent, last)
+            client.sent[shard] = max(client.sent[shard], last)
             if len(rows) < HISTORY_PAGE or client.overflowed:
                 return total
             if client.close_code is not None:
@@ -75,4 +77,4 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                 return total
             lower = "(" + format_stream_id(last)
     finally:
-        client.last_sent = max(client.last_sent, since)
+        client.sent[shard] = max(client.sent[shard], since)

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from tcpws import redisconn
 from tcpws.heartbeat import read_heartbeats, remove_heartbeat, write_heartbeat
 from tcpws.protocol import HEARTBEAT_INTERVAL, StreamId, format_stream_id
+from tcpws.shards import format_cursor
 from web.auth import StreamAuth
 from web.broadcaster import Broadcaster
 from web.clients import Client
@@ -46,14 +47,24 @@ class Hub:
         self._registry = Registry(self.stats)
         self._commands: aioredis.Redis | None = None
         self._broadcaster: Broadcaster | None = None
+        # One command client and one broadcaster per shard (tcpws.shards),
+        # each with its own probe, reconnect and gap fill; [0] is the above.
+        self.shard_commands: list[aioredis.Redis] = []
+        self._broadcasters: list[Broadcaster] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def ready(self) -> bool:
-        return self._broadcaster is not None and self._broadcaster.ready
+        """Every shard's subscription is live."""
+        return bool(self._broadcasters) and all(b.ready for b in self._broadcasters)
+
+    @property
+    def shards(self) -> int:
+        return len(self.config.redis_urls)
 
     @property
     def commands(self) -> aioredis.Redis:
+        """The first shard's client (heartbeats; all history with one shard)."""
         assert self._commands is not None, "hub not started"
         return self._commands
 
@@ -67,10 +78,14 @@ class Hub:
         `on_failure` is called if one of them dies: a loop that died silently
         would leave a process that looks alive and serves nothing."""
         cfg = self.config
-        self._commands = redisconn.connect(cfg.redis_url, client_name=cfg.redis_client_name)
-        self._broadcaster = Broadcaster(
-            cfg.redis_url, cfg.redis_client_name, f"tcpws:probe:{cfg.heartbeat_name}",
-            self._commands, self.stats)
+        for shard, url in enumerate(cfg.redis_urls):
+            commands = redisconn.connect(url, client_name=cfg.redis_client_name)
+            self.shard_commands.append(commands)
+            self._broadcasters.append(Broadcaster(
+                url, cfg.redis_client_name, f"tcpws:probe:{cfg.heartbeat_name}",
+                commands, self.stats, shard=shard))
+        self._commands = self.shard_commands[0]
+        self._broadcaster = self._broadcasters[0]
 
         def done(task: asyncio.Task[None]) -> None:
             exc = None if task.cancelled() else task.exception()
@@ -78,8 +93,9 @@ class Hub:
                 log.critical("%s loop died: %r", task.get_name(), exc, exc_info=exc)
                 on_failure()
 
-        for name, coro in (("broadcaster", self._broadcaster.run()),
-                           ("heartbeat", self._heartbeat_loop())):
+        loops = [(f"broadcaster.{b.shard}" if self.shards > 1 else "broadcaster", b.run())
+                 for b in self._broadcasters]
+        for name, coro in [*loops, ("heartbeat", self._heartbeat_loop())]:
             task = asyncio.create_task(coro, name=name)
             task.add_done_callback(done)
             self._tasks.append(task)
@@ -94,19 +110,22 @@ class Hub:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(HEARTBEAT_REMOVE_TIMEOUT):
                     await remove_heartbeat(self._commands, self.config.heartbeat_name)
+        for commands in self.shard_commands:
             with contextlib.suppress(RedisError, OSError):
-                await self._commands.aclose()
+                await commands.aclose()
 
     async def wait_live(self) -> None:
-        """Return once the Redis subscription has been live (at least once)."""
-        await self._subscription.went_live.wait()
+        """Return once every shard's subscription has been live (at least once)."""
+        for b in self._broadcasters:
+            await b.went_live.wait()
 
     async def wait_positioned(self) -> None:
         """Return once the broadcaster knows where the stream stood when it
         first connected. A client accepted before that could miss a line
         stored between its handshake and that first read: the read would
         count the line as already seen."""
-        await self._subscription.positioned.wait()
+        for b in self._broadcasters:
+            await b.positioned.wait()
 
     @property
     def last_delivered(self) -> StreamId:
@@ -123,10 +142,19 @@ class Hub:
         """Register `client` for live lines: before any history read, so
         that no line falls between the history and live."""
         self._registry.add(client)
-        self._subscription.add(client)
+        if len(self._broadcasters) == 1:
+            self._subscription.add(client)
+            return
+        for b in self._broadcasters:
+            # A client starts where each shard stands now, so that its first
+            # cursor does not point before its own start.
+            assert b.last_id is not None  # positioned
+            client.sent[b.shard] = b.last_id
+            b.add(client)
 
     def leave(self, client: Client) -> None:
-        self._subscription.remove(client)
+        for b in self._broadcasters:
+            b.remove(client)
         self._registry.discard(client)
 
     @property
@@ -137,12 +165,16 @@ class Hub:
         """Return once every entry already stored is in the clients' queues,
         so that lines published just before the stop are not lost. Never
         ends while the subscription is down: the caller bounds it."""
-        if self._broadcaster is None or not self._broadcaster.ready or not self._registry:
+        if not self._registry:
             return
-        try:
-            await self._broadcaster.catch_up()
-        except (RedisError, OSError) as exc:
-            log.warning("could not catch up with the stream before draining: %s", exc)
+        for b in self._broadcasters:
+            if not b.ready:
+                continue
+            try:
+                await b.catch_up()
+            except (RedisError, OSError) as exc:
+                log.warning("could not catch up with the stream of shard %d before draining: "
+                            "%s", b.shard, exc)
 
     def close_clients(self, code: int, reason: str) -> None:
         """Every client sends what is queued, then closes with `code`; new
@@ -175,17 +207,52 @@ class Hub:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def heartbeats(self) -> list[dict[str, str]]:
-        """Every worker's heartbeat, or [] when Redis does not answer soon."""
-        try:
-            async with asyncio.timeout(REDIS_READ_TIMEOUT):
-                return await read_heartbeats(self.commands)
-        except (RedisError, OSError, TimeoutError) as exc:
-            log.debug("heartbeats not read: %s", exc)
-            return []
+        """Every worker's heartbeat, from every shard (a tcp worker writes to
+        its port's shard, a web to the first); a shard that does not answer
+        soon adds none."""
+        async def read(commands: aioredis.Redis) -> list[dict[str, str]]:
+            try:
+                async with asyncio.timeout(REDIS_READ_TIMEOUT):
+                    return await read_heartbeats(commands)
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("heartbeats not read: %s", exc)
+                return []
+
+        if len(self.shard_commands) == 1:
+            return await read(self.commands)
+        seen: dict[str, dict[str, str]] = {}
+        for found in await asyncio.gather(*(read(c) for c in self.shard_commands)):
+            for hb in found:
+                seen.setdefault(hb.get("name", ""), hb)
+        return [seen[name] for name in sorted(seen)]
+
+    async def shard_status(self) -> list[dict[str, Any]]:
+        """Each shard: address, up (its subscription live), last id delivered,
+        and lag: how far its stream's newest entry is ahead of what we
+        delivered, in ms of entry ids (None when unknown)."""
+        async def one(b: Broadcaster) -> dict[str, Any]:
+            head = None
+            try:
+                async with asyncio.timeout(REDIS_READ_TIMEOUT):
+                    head = await b.stream_head()
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.debug("stream head of shard %d not read: %s", b.shard, exc)
+            last = b.last_id
+            lag = None
+            if head is not None and last is not None:
+                lag = max(0, head[0] - last[0]) if head > last else 0
+            elif last is not None and b.ready:
+                lag = 0
+            return {"shard": b.shard, "address": b.address, "up": b.ready,
+                    "last_id": format_stream_id(last) if last and last != (0, 0) else None,
+                    "lag_ms": lag}
+
+        return list(await asyncio.gather(*(one(b) for b in self._broadcasters)))
 
     async def metrics_text(self) -> bytes:
         """/metrics: our counters plus every worker's heartbeat counters."""
-        return self._metrics.render(await self.heartbeats())
+        heartbeats, shards = await asyncio.gather(self.heartbeats(), self.shard_status())
+        return self._metrics.render(heartbeats, shards)
 
     async def status(self) -> dict[str, Any]:
         """The /api/status document (shape fixed in docs/design.md)."""
@@ -200,11 +267,19 @@ class Hub:
             if isinstance(ts, int | float):
                 worker["age"] = round(max(0.0, now - ts), 3)
             workers.append(worker)
-        last = self._broadcaster.last_id if self._broadcaster is not None else None
-        return {
+        doc: dict[str, Any] = {
             "name": self.config.heartbeat_name,
             "ready": self.ready,
             "clients": self.stats.clients,
-            "last_id": format_stream_id(last) if last is not None and last != (0, 0) else None,
+            "last_id": None,
             "workers": workers,
         }
+        if len(self._broadcasters) == 1:
+            last = self._subscription.last_id
+            doc["last_id"] = format_stream_id(last) if last and last != (0, 0) else None
+            return doc
+        # Several shards: last_id is a cursor (tcpws.shards), and each shard
+        # is shown on its own.
+        doc["last_id"] = format_cursor([b.last_id or (0, 0) for b in self._broadcasters])
+        doc["shards"] = await self.shard_status()
+        return doc

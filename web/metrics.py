@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -69,9 +70,12 @@ class WebCollector(Collector):
         self._stats = stats
         self._is_ready = is_ready
         self._workers: list[dict[str, str]] = []
+        self._shards: list[dict[str, Any]] = []
 
-    def set_workers(self, heartbeats: list[dict[str, str]]) -> None:
+    def set_workers(self, heartbeats: list[dict[str, str]],
+                    shards: list[dict[str, Any]] | None = None) -> None:
         self._workers = heartbeats
+        self._shards = shards or []
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats
@@ -112,7 +116,24 @@ class WebCollector(Collector):
         yield GaugeMetricFamily("tcpws_web_subscription_up",
                                 "1 while the Redis subscription is live.",
                                 value=1.0 if self._is_ready() else 0.0)
+        yield from self._shard_metrics()
         yield from self._worker_metrics()
+
+    def _shard_metrics(self) -> Iterator[Metric]:
+        """Per Redis shard (tcpws.shards): up, and lag behind its stream."""
+        labels = ["shard", "address"]
+        up = GaugeMetricFamily("tcpws_web_shard_up",
+                               "1 while this shard's subscription is live.", labels=labels)
+        lag = GaugeMetricFamily("tcpws_web_shard_lag_ms",
+                                "The shard's newest entry minus the last one delivered, in ms "
+                                "of entry ids.", labels=labels)
+        for shard in self._shards:
+            values = [str(shard["shard"]), str(shard["address"])]
+            up.add_metric(values, 1.0 if shard["up"] else 0.0)
+            if shard["lag_ms"] is not None:
+                lag.add_metric(values, float(shard["lag_ms"]))
+        yield up
+        yield lag
 
     def _worker_metrics(self) -> Iterator[Metric]:
         """One gauge family per heartbeat counter, labelled by worker."""
@@ -149,6 +170,7 @@ class WebMetrics:
         self.collector = WebCollector(stats, is_ready)
         self.registry.register(self.collector)
 
-    def render(self, heartbeats: list[dict[str, str]]) -> bytes:
-        self.collector.set_workers(heartbeats)
+    def render(self, heartbeats: list[dict[str, str]],
+               shards: list[dict[str, Any]] | None = None) -> bytes:
+        self.collector.set_workers(heartbeats, shards)
         return generate_latest(self.registry)

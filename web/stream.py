@@ -16,6 +16,7 @@ from starlette.datastructures import Headers, QueryParams
 
 from tcpws import syslog
 from tcpws.protocol import StreamId, format_stream_id, parse_since
+from tcpws.shards import is_cursor, parse_cursor, shard_of
 from web import auth
 from web.backlog import SlowClientRule
 from web.clients import Client, ClientClosed
@@ -41,6 +42,8 @@ class StreamParams:
     since: tuple[StreamId, int] | None = None
     expires: float | None = None  # the token's `exp` (epoch seconds), None: never
     severity: int | None = None  # only lines of this syslog severity or worse
+    # With several shards and no port=: where to resume on each (tcpws.shards).
+    cursor: list[StreamId] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,14 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def parse_params(query: QueryParams, last_event_id: str | None = None) -> StreamParams:
+def parse_params(query: QueryParams, last_event_id: str | None = None,
+                 shards: int = 1) -> StreamParams:
     """Validate the query parameters; ValueError says what is wrong.
     An empty `port=` or `since=` means "not given" (what a page sends before
     it has an id). `port=8001,8002` asks for several ports. An SSE client's
     `Last-Event-ID` is newer than the `since=` of the URL it reconnects to,
-    so it wins."""
+    so it wins. With several shards `since=` is a cursor (tcpws.shards), or,
+    with one `port=`, that port's shard's plain id."""
     fmt = query.get("format", "raw").lower()
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt[:20]!r}: use raw or json")
@@ -78,15 +83,27 @@ def parse_params(query: QueryParams, last_event_id: str | None = None) -> Stream
         if len(parts) > MAX_PORTS:
             raise ValueError(f"at most {MAX_PORTS} ports, got {len(parts)}")
         ports = frozenset(_port(p.strip()) for p in parts)
-    since = None
-    text = last_event_id or query.get("since", "")
-    if text:
-        since = parse_since(text[:64])
     severity = None
-    text = query.get("severity", "")
-    if text:
-        severity = syslog.severity_limit(text[:20])
-    return StreamParams(fmt, ports, since, severity=severity)
+    level = query.get("severity", "")
+    if level:
+        severity = syslog.severity_limit(level[:20])
+    since = cursor = None
+    text = last_event_id or query.get("since", "")
+    if text and shards > 1:
+        text = text[:64 * shards]
+        one = next(iter(ports)) if ports is not None and len(ports) == 1 else None
+        if is_cursor(text):
+            cursor = parse_cursor(text, shards)
+            if one is not None:
+                since, cursor = (cursor[shard_of(one, shards)], -1), None
+        elif one is None:
+            raise ValueError("with several Redis shards since= takes the id of a "
+                             "format=json frame's last line (a cursor), or needs one port=")
+        else:
+            since = parse_since(text)
+    elif text:
+        since = parse_since(text[:64])
+    return StreamParams(fmt, ports, since, severity=severity, cursor=cursor)
 
 
 def _token_refusal(refusal: auth.Refusal, status: int) -> Refusal:
@@ -115,7 +132,7 @@ async def admit(hub: Hub, query: QueryParams, headers: Headers,
     if isinstance(grant, auth.Refusal):
         raise _token_refusal(grant, 401)
     try:
-        params = parse_params(query, last_event_id)
+        params = parse_params(query, last_event_id, hub.shards)
     except ValueError as exc:
         raise Refusal("bad_request", 1008, str(exc), 400) from None
     ports = grant.scope(params.ports)
@@ -127,7 +144,7 @@ async def admit(hub: Hub, query: QueryParams, headers: Headers,
             await hub.wait_positioned()
     except TimeoutError:
         raise Refusal("unavailable", 1013, "redis unavailable, try again later", 503) from None
-    if params.since is not None:
+    if params.since is not None and hub.shards == 1:  # a cursor is checked per shard by replay
         await _check_since(hub, params.since[0])
     return params
 
@@ -162,7 +179,8 @@ async def serve(hub: Hub, transport: Transport, params: StreamParams, rule: Slow
     if hub.closing is not None:
         await transport.close(*hub.closing)
         return
-    client = Client(transport, params.fmt, params.ports, rule, hub.stats, params.severity)
+    client = Client(transport, params.fmt, params.ports, rule, hub.stats, params.severity,
+                    hub.shards)
     hub.admit(client)
     expiry = None if params.expires is None else _Expiry(client, params.expires, hub)
     try:
@@ -198,25 +216,42 @@ class _Expiry:
 
 
 def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:
+    if params.cursor is not None:
+        hub.stats.resumes += 1
+        return _Replay(hub, client, [(s, sid, -1) for s, sid in enumerate(params.cursor)])
     if params.since is None:
         return None
     hub.stats.resumes += 1
-    return _Replay(hub, client, *params.since)
+    one = next(iter(params.ports)) if params.ports is not None and len(params.ports) == 1 else None
+    shard = 0 if one is None else shard_of(one, hub.shards)
+    return _Replay(hub, client, [(shard, *params.since)])
 
 
 class _Replay:
-    """The history replay a resuming client runs before live data; a failed
-    read closes with 1011 so the client resumes again rather than silently
-    skip the gap."""
+    """The history replay a resuming client runs before live data, one
+    shard after another; a failed read closes with 1011 so the client
+    resumes again rather than silently skip the gap."""
 
-    def __init__(self, hub: Hub, client: Client, since: StreamId, index: int) -> None:
-        self._hub, self._client, self._since, self._index = hub, client, since, index
+    def __init__(self, hub: Hub, client: Client, since: list[tuple[int, StreamId, int]]
+                 ) -> None:
+        """`since`: (shard, entry id, line index) for each shard to replay."""
+        self._hub, self._client, self._since = hub, client, since
 
     async def __call__(self) -> None:
+        client = self._client
+        # A cursor sent during the first shard's replay must still hold the
+        # given positions of the shards not replayed yet.
+        for shard, since, _ in self._since:
+            client.sent[shard] = since
         try:
-            await replay(self._client, self._hub.commands, self._since, self._index)
+            for shard, since, index in self._since:
+                await replay(client, self._hub.shard_commands[shard], since, index, shard)
+                if client.overflowed or client.close_code is not None:
+                    # Live lines of the shards not replayed lie past a gap.
+                    client.drop_queued()
+                    return
         except (RedisError, TimeoutError) as exc:
-            log.warning("history read for %s failed: %s; closing 1011", self._client.peer, exc)
+            log.warning("history read for %s failed: %s; closing 1011", client.peer, exc)
             self._hub.stats.drop("history")
-            await self._client.close(1011, "history read failed")
+            await client.close(1011, "history read failed")
             raise ClientClosed from exc

@@ -40,6 +40,14 @@ def fit_close_reason(reason: str) -> str:
     return data[:MAX_REASON_BYTES].decode(errors="ignore")  # drops a cut tail only
 
 
+def with_last_id(items: str, new_id: str) -> str:
+    """JSON objects joined by "," with the id of the last one replaced. Safe
+    by a text search: inside a JSON string a quote is always escaped, so an
+    unescaped `{"id":"` only ever starts an envelope."""
+    start = items.rindex('{"id":"') + 7
+    return items[:start] + new_id + items[items.index('"', start):]
+
+
 class Transport(Protocol):
     """One client's connection, as `web.clients.Client` uses it."""
 
@@ -50,8 +58,9 @@ class Transport(Protocol):
     def keepalive(self) -> float | None:
         """Seconds of silence after which `ping` is due, or None."""
 
-    async def send(self, batches: list[Batch], json: bool) -> None:
-        """Send `batches` as one frame (one event)."""
+    async def send(self, batches: list[Batch], json: bool, cursor: str | None = None) -> None:
+        """Send `batches` as one frame (one event). `cursor` (several shards,
+        json): the resume id the frame's last object carries instead of its own."""
 
     async def ping(self) -> None: ...
 
@@ -75,9 +84,12 @@ class WsTransport:
     def peer(self) -> str:
         return _peer(self.ws.client)
 
-    async def send(self, batches: list[Batch], json: bool) -> None:
+    async def send(self, batches: list[Batch], json: bool, cursor: str | None = None) -> None:
         if json:
-            await self.ws.send_text("[" + ",".join(b.json_items for b in batches) + "]")
+            items = ",".join(b.json_items for b in batches)
+            if cursor is not None:
+                items = with_last_id(items, cursor)
+            await self.ws.send_text("[" + items + "]")
         else:
             await self.ws.send_text("\n".join(b.raw_text for b in batches))
 
@@ -135,9 +147,15 @@ class SseTransport:
     async def _body(self, data: bytes, more: bool = True) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": more})
 
-    async def send(self, batches: list[Batch], json: bool) -> None:
+    async def send(self, batches: list[Batch], json: bool, cursor: str | None = None) -> None:
         """One event per batch (lines that arrived together), each built once
-        per process and shared by every client; one write for all of them."""
+        per process and shared by every client; one write for all of them.
+        With a `cursor` (several shards) the frame is one event of this
+        client's own, whose id is the cursor (what Last-Event-ID gives back)."""
+        if cursor is not None:
+            items = with_last_id(",".join(b.json_items for b in batches), cursor)
+            await self._body(sse_event(items, True, cursor))
+            return
         await self._body(b"".join(b.sse_event(json) for b in batches))
 
     async def ping(self) -> None:

@@ -18,8 +18,9 @@ def start_worker() -> Iterator[StartWorker]:
     """Start `python -m tcp_worker` on a free port; wait for its ready line."""
     procs: list[Proc] = []
 
-    def start(redis_url: str, *args: str, ready: bool = True) -> tuple[Proc, int]:
-        port = free_port()
+    def start(redis_url: str, *args: str, ready: bool = True,
+              port: int | None = None) -> tuple[Proc, int]:
+        port = port or free_port()
         proc = Proc(python_module("tcp_worker", "--port", str(port), *args),
                     env={"REDIS_URL": redis_url, "TCPWS_NAME": f"tcp.{port}"},
                     name=f"tcp.{port}")

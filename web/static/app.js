@@ -33,6 +33,7 @@
     portFilter: $("port-filter"), search: $("search"), clear: $("clear"),
     streamInfo: $("stream-info"), stream: $("stream"), rates: $("rates"),
     workers: document.querySelector("#workers tbody"), statusInfo: $("status-info"),
+    shards: document.querySelector("#shards tbody"), shardsSection: $("shards-section"),
   };
 
   // ---- state -------------------------------------------------------------
@@ -43,6 +44,11 @@
   let received = 0;
   let lastId = loadLastId();
   let lastKey = lastId ? idKey(lastId) : null;
+  // Several Redis shards: the last object of a frame carries a cursor id
+  // ("ms-seq_ms-seq_..."), the others plain ids of their own shard, which do
+  // not order across shards; the server's resume is exact, so no id filter.
+  const CURSOR = /^\d+-\d+(_\d+-\d+)+$/;
+  let sharded = lastId ? CURSOR.test(lastId) : false;
   const portsSeen = new Set();
   const buckets = new Map();  // port -> Map(second -> count)
   let clockSkew = null;       // best estimate of (server time - browser time), s
@@ -192,10 +198,15 @@
     const now = Date.now() / 1000;
     for (const m of items) {
       if (!m || typeof m.id !== "string") continue;
-      const key = idKey(m.id);
-      if (lastKey && !idAfter(key, lastKey)) continue;  // never show a line twice
-      lastKey = key;
-      lastId = m.id;
+      if (CURSOR.test(m.id)) sharded = true;
+      if (sharded) {
+        if (CURSOR.test(m.id)) lastId = m.id;
+      } else {
+        const key = idKey(m.id);
+        if (lastKey && !idAfter(key, lastKey)) continue;  // never show a line twice
+        lastKey = key;
+        lastId = m.id;
+      }
       received += 1;
       kept.push(m);
       if (paused) unseenWhilePaused += 1; else pending.push(m);
@@ -450,6 +461,22 @@
       return tr;
     });
     ui.workers.replaceChildren(...rows);
+    renderShards(Array.isArray(st.shards) ? st.shards : []);
+  }
+
+  function renderShards(shards) {
+    ui.shardsSection.hidden = shards.length === 0;
+    ui.shards.replaceChildren(...shards.map((s) => {
+      const tr = document.createElement("tr");
+      tr.className = s.up ? "" : "stale";
+      const lag = s.lag_ms === null || s.lag_ms === undefined ? "?" : s.lag_ms + " ms";
+      [s.shard, s.address, s.up ? "up" : "down", lag].forEach((v) => {
+        const td = document.createElement("td");
+        td.textContent = String(v);
+        tr.append(td);
+      });
+      return tr;
+    }));
   }
 
   // ---- start -------------------------------------------------------------
@@ -460,12 +487,15 @@
     if (!lastId) {
       try {
         const st = await fetchStatus();
-        if (typeof st.last_id === "string" && /^\d+-\d+$/.test(st.last_id)) {
+        if (typeof st.last_id === "string" && CURSOR.test(st.last_id)) {
+          lastId = st.last_id;
+          sharded = true;
+        } else if (typeof st.last_id === "string" && /^\d+-\d+$/.test(st.last_id)) {
           lastId = st.last_id;
         } else if (st.ready && st.last_id === null) {
           lastId = "0-0";  // the history was empty: everything in it is new
         }
-        if (lastId) lastKey = idKey(lastId);
+        if (lastId && !sharded) lastKey = idKey(lastId);
       } catch (e) { /* web not reachable yet: start live, reconnects resume */ }
     }
     updateInfo();

@@ -1,0 +1,242 @@
+"""Several independent Redis servers as shards (`--redis-url URL,URL,URL`):
+real redis-servers, real tcp workers and a real web. Each port's lines live
+on its own shard; json clients get every line exactly once and resume over
+every shard with the cursor id of their last frame; one shard's Redis
+killed stops only its own port, whose sender is held (no acks) and loses
+nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from tcpws.protocol import STREAM_KEY, entry_from_stream
+from tcpws.shards import shard_of
+from testkit.procs import RedisServer, free_port, wait_until
+from tests.support.tcp_worker import StartWorker
+from tests.support.web import StartWeb
+
+SHARDS = 3
+
+
+@pytest.fixture
+def servers() -> Iterator[list[RedisServer]]:
+    # Durable: a killed shard comes back with its history, as a real one would.
+    started = [RedisServer(durable=True) for _ in range(SHARDS)]
+    yield started
+    for server in started:
+        server.stop()
+
+
+def ports_one_per_shard() -> list[int]:
+    """Free ports, the i-th one hashed to shard i."""
+    found: dict[int, int] = {}
+    while len(found) < SHARDS:
+        port = free_port()
+        found.setdefault(shard_of(port, SHARDS), port)
+    return [found[i] for i in range(SHARDS)]
+
+
+class Sender:
+    """One TCP connection to a worker started with --ack: sends numbered
+    lines, counts the acks."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sent = 0
+        self.acked = 0
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._acks: asyncio.Task[None] | None = None
+
+    async def open(self) -> Sender:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._acks = asyncio.create_task(self._read_acks())
+        return self
+
+    async def _read_acks(self) -> None:
+        assert self._reader is not None
+        while line := await self._reader.readline():
+            if line.startswith(b"+"):
+                self.acked += int(line[1:])
+
+    async def send(self, count: int) -> None:
+        assert self._writer is not None
+        lines = [f"p{self.port}-n{self.sent + i}" for i in range(count)]
+        self._writer.write(("\n".join(lines) + "\n").encode())
+        self.sent += count
+        await self._writer.drain()
+
+    def expected(self) -> list[str]:
+        return [f"p{self.port}-n{i}" for i in range(self.sent)]
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        if self._acks is not None:
+            self._acks.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._acks
+
+
+class Collector:
+    """A format=json client's lines, and the id of its last frame's last object."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.cursor = ""
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self, ws: object) -> None:
+        async for frame in ws:  # type: ignore[attr-defined]
+            objects = json.loads(frame)
+            self.lines += [o["data"] for o in objects]
+            self.cursor = objects[-1]["id"]
+
+    def of_port(self, port: int) -> int:
+        prefix = f"p{port}-"
+        return sum(1 for line in self.lines if line.startswith(prefix))
+
+
+async def wait_for(condition: Callable[[], object], within: float, what: str) -> None:
+    """`condition` polled off the loop (it only reads counters and lists)."""
+    await asyncio.to_thread(wait_until, condition, within, 0.05, what)
+
+
+def exactly_once(lines: list[str], senders: list[Sender]) -> None:
+    expected = Counter(line for s in senders for line in s.expected())
+    got = Counter(lines)
+    missing = expected - got
+    extra = got - expected
+    assert not missing, f"{sum(missing.values())} lines missing, e.g. {list(missing)[:3]}"
+    assert not extra, f"{sum(extra.values())} lines too many, e.g. {list(extra)[:3]}"
+
+
+async def test_three_ports_over_three_shards_resume_exactly_once(
+        servers: list[RedisServer], start_worker: StartWorker, start_web: StartWeb) -> None:
+    urls = ",".join(s.url for s in servers)
+    ports = ports_one_per_shard()
+    for port in ports:
+        start_worker(urls, "--ack", port=port)
+    web = start_web(urls)
+    senders = [await Sender(p).open() for p in ports]
+    first, second, resumed = Collector(), Collector(), Collector()
+    try:
+        async with web.ws("?format=json") as ws_a:
+            first.task = asyncio.create_task(first.run(ws_a))
+            async with web.ws("?format=json") as ws_b:
+                second.task = asyncio.create_task(second.run(ws_b))
+                for _ in range(10):
+                    for s in senders:
+                        await s.send(10)
+                    await asyncio.sleep(0.05)
+                await wait_for(lambda: len(second.lines) >= 150, 20,
+                               "the second client gets lines")
+                second.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await second.task
+            # Away: more lines on every port, and on every shard.
+            for _ in range(10):
+                for s in senders:
+                    await s.send(10)
+                await asyncio.sleep(0.02)
+            assert second.cursor.count("_") == SHARDS - 1, second.cursor
+            async with web.ws(f"?format=json&since={second.cursor}") as ws_b:
+                resumed.task = asyncio.create_task(resumed.run(ws_b))
+                await wait_for(lambda: all(s.acked == s.sent for s in senders), 20,
+                               "all acked")
+                total = sum(s.sent for s in senders)
+                await wait_for(lambda: len(first.lines) >= total, 20, "first client has all")
+                await wait_for(lambda: len(second.lines) + len(resumed.lines) >= total, 20,
+                               "resumed client has all")
+                await asyncio.sleep(0.3)  # a duplicate would arrive now
+                for task in (first.task, resumed.task):
+                    task.cancel()
+        exactly_once(first.lines, senders)
+        exactly_once(second.lines + resumed.lines, senders)
+        # Each port's history is on its own shard, and only there.
+        for shard, server in enumerate(servers):
+            client = redis.Redis.from_url(server.url)
+            entries = [entry_from_stream(i, f) for i, f in client.xrange(STREAM_KEY)]
+            client.close()
+            assert {e.port for e in entries} == {ports[shard]}
+            assert sum(e.line_count for e in entries) == senders[shard].sent
+        status = json.loads((await web.aget("/api/status"))[1])
+        assert [s["up"] for s in status["shards"]] == [True] * SHARDS
+        assert [s["address"] for s in status["shards"]] == [s.url for s in servers]
+        metrics = (await web.aget("/metrics"))[1].decode()
+        for shard, server in enumerate(servers):
+            assert f'tcpws_web_shard_up{{address="{server.url}",shard="{shard}"}} 1.0' in metrics
+    finally:
+        for s in senders:
+            await s.close()
+
+
+async def test_one_shard_killed_holds_only_its_port_and_loses_nothing(
+        servers: list[RedisServer], start_worker: StartWorker, start_web: StartWeb) -> None:
+    urls = ",".join(s.url for s in servers)
+    ports = ports_one_per_shard()
+    for port in ports:
+        start_worker(urls, "--ack", port=port)
+    web = start_web(urls)
+    senders = [await Sender(p).open() for p in ports]
+    lost, others = senders[0], senders[1:]
+    stop = asyncio.Event()
+
+    async def keep_sending(sender: Sender) -> None:
+        # One task per sender: the held one may block in drain().
+        while not stop.is_set():
+            await sender.send(5)
+            await asyncio.sleep(0.02)
+
+    live, away, back = Collector(), Collector(), Collector()
+    try:
+        async with web.ws("?format=json") as ws_live, web.ws("?format=json") as ws_away:
+            live.task = asyncio.create_task(live.run(ws_live))
+            away.task = asyncio.create_task(away.run(ws_away))
+            flows = [asyncio.create_task(keep_sending(s)) for s in senders]
+            await wait_for(lambda: all(live.of_port(p) >= 50 for p in ports), 20, "flowing")
+            servers[0].kill()
+            await wait_for(lambda: '"up":false' in web.get("/api/status")[1].decode(), 20,
+                           "the status shows the shard down")
+            # The other ports keep flowing while shard 0 is down; its port is
+            # held: what is not stored is not acked.
+            held = lost.acked
+            counts = [live.of_port(s.port) for s in others]
+            await wait_for(lambda: all(live.of_port(s.port) >= c + 50
+                                       for s, c in zip(others, counts, strict=True)), 20,
+                           "lines of the other shards' ports arrive while one is down")
+            assert lost.acked == held
+            assert lost.sent > held
+            away.task.cancel()  # a client that leaves during the outage
+            with contextlib.suppress(asyncio.CancelledError):
+                await away.task
+            servers[0].start()
+            await wait_for(lambda: lost.acked > held, 30, "the lost shard's port flows again")
+            stop.set()
+            await asyncio.gather(*flows)
+            async with web.ws(f"?format=json&since={away.cursor}") as ws_back:
+                back.task = asyncio.create_task(back.run(ws_back))
+                await wait_for(lambda: all(s.acked == s.sent for s in senders), 30,
+                               "every line acked")
+                total = sum(s.sent for s in senders)
+                await wait_for(lambda: len(live.lines) >= total, 30, "the live client has all")
+                await wait_for(lambda: len(away.lines) + len(back.lines) >= total, 30,
+                               "the resumed client has all")
+                await asyncio.sleep(0.3)
+                back.task.cancel()
+            live.task.cancel()
+        exactly_once(live.lines, senders)
+        exactly_once(away.lines + back.lines, senders)
+    finally:
+        stop.set()
+        for s in senders:
+            await s.close()

@@ -66,7 +66,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="address to listen on (env TCPWS_HOST)")
     p.add_argument("--port", type=cli.port, default=env("PORT", "8001"),
                    help="TCP port to listen on (env PORT)")
-    p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
+    p.add_argument("--redis-url", default=env("REDIS_URL", "") or DEFAULT_REDIS_URL,
                    help="Redis to publish to; a comma list of shards publishes to the "
                         "port's own (tcpws.shards) (env REDIS_URL)")
     p.add_argument("--name", default=env(cli.NAME_ENV) or None,

@@ -61,7 +61,7 @@ class WebConfig:
         p.add_argument("--host", default=env("TCPWS_HOST", "127.0.0.1"),
                        help="address to bind when no socket is inherited (TCPWS_HOST)")
         p.add_argument("--port", type=cli.port, default=None, help="HTTP port ($PORT, 8000)")
-        p.add_argument("--redis-url", default=env("REDIS_URL", DEFAULT_REDIS_URL),
+        p.add_argument("--redis-url", default=env("REDIS_URL", "") or DEFAULT_REDIS_URL,
                        help="Redis to subscribe to; a comma list of shards subscribes to "
                             "each (REDIS_URL)")
         p.add_argument("--name", default=env(cli.NAME_ENV),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tcpws import cli
+from tcpws.keyfiles import check_security_flags
 
 COMMANDS = ("run", "status", "scale", "restart", "stop")
 MAX_START_FAILURES = 5
@@ -48,6 +49,11 @@ class SupervisorConfig:
     coalesce_ms: float = cli.DEFAULT_COALESCE_MS
     http_timeout: float = 10.0
     allowed_origins: str = ""
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
     log_level: str = "info"
     spares: bool = True
     command: tuple[str, ...] = ("run",)
@@ -93,6 +99,15 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
                        "s a web connection may take to send a request head; 0: off"),
     "--allowed-origins": ("TCPWS_ALLOWED_ORIGINS", "", str,
                           "origins served besides the page's own; comma list, * for any"),
+    "--jwt-secret": ("TCPWS_JWT_SECRET", None, str,
+                     "stream clients present a JWT signed with this HS256 secret"),
+    "--jwt-public-key": ("TCPWS_JWT_PUBLIC_KEY", None, str,
+                         "stream clients present a JWT this PEM key verifies (RS256/ES256)"),
+    "--metrics-token": ("TCPWS_METRICS_TOKEN", None, str,
+                        "/metrics and /api/status need Authorization: Bearer this"),
+    "--http-tls-cert": ("TCPWS_HTTP_TLS_CERT", None, str,
+                        "PEM certificate chain: HTTPS and WSS on --http-port"),
+    "--http-tls-key": ("TCPWS_HTTP_TLS_KEY", None, str, "private key of --http-tls-cert"),
     "--log-level": ("TCPWS_LOG_LEVEL", "info", cli.log_level,
                     "debug, info, warning, error, critical"),
     "--spares": ("TCPWS_SPARES", "on", cli.boolean,
@@ -221,6 +236,11 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     if listen is not None and not password:
         raise ConfigError("--redis-listen exposes Redis to the network: set a password with "
                           "--redis-password or TCPWS_REDIS_PASSWORD")
+    try:
+        check_security_flags(v["--jwt-secret"], v["--jwt-public-key"],
+                             v["--http-tls-cert"], v["--http-tls-key"])
+    except cli.BadValue as exc:
+        raise ConfigError(str(exc)) from None
     command = tuple(ns.command) or ("run",)
     if command[0] not in COMMANDS:
         raise ConfigError(f"unknown command {command[0]!r} (expected one of "
@@ -238,5 +258,9 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         max_clients=v["--max-clients"], coalesce_ms=v["--coalesce-ms"],
         http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],
-        log_level=v["--log-level"], spares=v["--spares"], command=command, base_env=dict(environ),
+        jwt_secret=v["--jwt-secret"], jwt_public_key=v["--jwt-public-key"],
+        metrics_token=v["--metrics-token"],
+        http_tls_cert=v["--http-tls-cert"], http_tls_key=v["--http-tls-key"],
+        log_level=v["--log-level"], spares=v["--spares"],
+        command=command, base_env=dict(environ),
     )

@@ -60,6 +60,7 @@ class SpecFactory:
         env = self._env(name, sock.fileno())
         common = ["--host", cfg.host, "--port", str(port), "--log-level", cfg.log_level]
         if kind is Kind.WEB:
+            env.update(web_security_env(cfg))
             argv = [sys.executable, "-m", "web", *common,
                     "--shutdown-timeout", str(self.budgets.web_shutdown),
                     "--max-clients", str(cfg.max_clients), "--http-timeout", str(cfg.http_timeout),
@@ -73,3 +74,12 @@ class SpecFactory:
                 *(["--ack"] if cfg.ack else []), *cfg.tcp_worker_args]
         return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                          stop_budget=self.budgets.tcp, port=port, index=index)
+
+
+def web_security_env(cfg: SupervisorConfig) -> dict[str, str]:
+    """The JWT, metrics-token and HTTPS settings, through the environment:
+    a secret on a command line shows in `ps` to every local user."""
+    pairs = (("TCPWS_JWT_SECRET", cfg.jwt_secret), ("TCPWS_JWT_PUBLIC_KEY", cfg.jwt_public_key),
+             ("TCPWS_METRICS_TOKEN", cfg.metrics_token),
+             ("TCPWS_HTTP_TLS_CERT", cfg.http_tls_cert), ("TCPWS_HTTP_TLS_KEY", cfg.http_tls_key))
+    return {var: value for var, value in pairs if value}

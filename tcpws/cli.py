@@ -40,6 +40,7 @@ class BadValue(argparse.ArgumentTypeError):
     def __init__(self, reason: str, text: str) -> None:
         super().__init__(f"{reason}: {text!r}")
         self.reason = reason
+        self.text = text
 
 
 class NotANumber(BadValue):

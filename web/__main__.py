@@ -9,7 +9,10 @@ import logging
 import os
 import socket
 import sys
+import warnings
 from collections.abc import Sequence
+
+from jwt.warnings import InsecureKeyLengthWarning
 
 from tcpws.lifecycle import bind_listener, die_with_parent, inherited_socket
 from tcpws.logs import setup_logging
@@ -21,6 +24,7 @@ from web.hub import Hub
 from web.server import WebServer
 
 log = logging.getLogger("web")
+MIN_HS256_SECRET = 32  # RFC 7518 3.2: a key at least as long as the hash
 
 
 def listening_socket(config: WebConfig) -> socket.socket:
@@ -37,14 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.log_level != "debug":
         logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     redact.install(config.ws_token)  # uvicorn logs request lines, ?token= included
+    if config.jwt_secret and len(config.jwt_secret.encode()) < MIN_HS256_SECRET:
+        # Said once here rather than by PyJWT on every token checked.
+        log.warning("--jwt-secret is shorter than %d bytes: weak for HS256", MIN_HS256_SECRET)
+        warnings.simplefilter("ignore", InsecureKeyLengthWarning)
     try:
         sock = listening_socket(config)
     except OSError as exc:
         sys.stderr.write(f"web: error: {exc.strerror or exc}\n")
         return 2
     host, port = sock.getsockname()[:2]
-    log.info("listening on %s:%d%s; Redis at %s", host, port,
+    log.info("listening on %s:%d%s%s; Redis at %s", host, port,
              " (inherited)" if config.listen_fd is not None else "",
+             " with TLS" if config.http_tls_cert else "",
              redact_url(config.redis_url))
     hub = Hub(config)
     server = WebServer(config, hub, create_app(hub))

@@ -3,19 +3,22 @@
 `create_app(hub)` builds one app around one `Hub`, which the server starts
 and stops. Access control is checked in this order: Origin and
 --max-clients (403 / 503 before the handshake, web/gate.py), token
-(accepted, then closed 1008 "unauthorized", so that a browser sees the
-reason), query parameters (accepted, closed 1008 with a
-reason)."""
+(web/auth.py: accepted, then closed 1008 with the reason, so that a
+browser sees it), query parameters and the token's ports (accepted,
+closed 1008 with a reason). A token's `exp` closes the open stream with
+1008 "token expired". With --metrics-token, /metrics and /api/status
+answer 401 without `Authorization: Bearer` that token."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis.exceptions import RedisError
@@ -24,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tcpws.protocol import StreamId, parse_since
+from web.auth import EXPIRED, POLICY_VIOLATION, Refusal, StreamAuth
 from web.backlog import SlowClientRule
 from web.clients import Client, ClientClosed, fit_close_reason
 from web.config import WebConfig
@@ -71,14 +75,17 @@ def parse_params(query: QueryParams) -> StreamParams:
     return StreamParams(fmt, port, since)
 
 
-def token_ok(config: WebConfig, ws: WebSocket) -> bool:
-    if config.ws_token is None:
+def stream_auth(config: WebConfig) -> StreamAuth:
+    return StreamAuth(config.ws_token, config.jwt_secret, config.jwt_public_key)
+
+
+def metrics_token_ok(config: WebConfig, authorization: str | None) -> bool:
+    """`Authorization: Bearer <--metrics-token>`, compared in constant time."""
+    if config.metrics_token is None:
         return True
-    given = ws.query_params.get("token")
-    auth = ws.headers.get("authorization", "")
-    if given is None and auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
-    return given is not None and hmac.compare_digest(given.encode(), config.ws_token.encode())
+    if not authorization or authorization[:7].lower() != "bearer ":
+        return False
+    return hmac.compare_digest(authorization[7:].strip().encode(), config.metrics_token.encode())
 
 
 def create_app(hub: Hub) -> ASGIApp:
@@ -92,19 +99,36 @@ def create_app(hub: Hub) -> ASGIApp:
     rule = SlowClientRule(config.client_queue_bytes, config.slow_client_grace)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
+    auth = stream_auth(config)
+    causes_logged: set[str] = set()  # a refusal is ordinary traffic: once per cause
+
     async def refuse(ws: WebSocket, reason_key: str, reason: str) -> None:
         hub.stats.drop(reason_key)
         await ws.accept()
-        await ws.close(1008, fit_close_reason(reason))
+        await ws.close(POLICY_VIOLATION, fit_close_reason(reason))
+
+    async def refuse_auth(ws: WebSocket, refusal: Refusal) -> None:
+        hub.stats.auth_failure(refusal.cause)
+        if refusal.cause not in causes_logged:
+            causes_logged.add(refusal.cause)
+            log.warning("stream refused (%s): %s; further ones of this cause are only counted "
+                        "in tcpws_web_auth_failures_total", refusal.cause, refusal.reason)
+        await ws.accept()
+        await ws.close(refusal.code, fit_close_reason(refusal.reason))
 
     async def stream(ws: WebSocket) -> None:
-        if not token_ok(config, ws):
-            await refuse(ws, "auth", "unauthorized")
+        grant = auth.check(ws.query_params.get("token"), ws.headers.get("authorization"))
+        if isinstance(grant, Refusal):
+            await refuse_auth(ws, grant)
             return
         try:
             params = parse_params(ws.query_params)
         except ValueError as exc:
             await refuse(ws, "bad_request", str(exc))
+            return
+        ports = grant.scope(params.port)
+        if isinstance(ports, Refusal):
+            await refuse_auth(ws, ports)
             return
         try:
             async with asyncio.timeout(START_WAIT):
@@ -119,11 +143,14 @@ def create_app(hub: Hub) -> ASGIApp:
             code, reason = hub.closing
             await ws.close(code, fit_close_reason(reason))
             return
-        client = Client(ws, params.fmt, params.port, rule, hub.stats)
+        client = Client(ws, params.fmt, ports, rule, hub.stats)
         hub.admit(client)
+        expiry = None if grant.expires is None else _Expiry(client, grant.expires, hub)
         try:
             await race_receive(ws, lambda: client.run(_resume(hub, client, params)))
         finally:
+            if expiry is not None:
+                expiry.cancel()
             hub.leave(client)
 
     @app.get("/healthz")
@@ -135,12 +162,26 @@ def create_app(hub: Hub) -> ASGIApp:
         ready = hub.ready and hub.closing is None
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
+    def metrics_refused(request: Request) -> Response | None:
+        if metrics_token_ok(config, request.headers.get("authorization")):
+            return None
+        hub.stats.metrics_auth_failures += 1
+        return JSONResponse({"error": "unauthorized: needs Authorization: Bearer "
+                                      "<--metrics-token>"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        refused = metrics_refused(request)
+        if refused is not None:
+            return refused
         return Response(await hub.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/api/status")
-    async def status() -> JSONResponse:
+    async def status(request: Request) -> Response:
+        refused = metrics_refused(request)
+        if refused is not None:
+            return refused
         return JSONResponse(await hub.status())
 
     @app.get("/", include_in_schema=False)
@@ -163,6 +204,30 @@ def create_app(hub: Hub) -> ASGIApp:
             await http(scope, receive, send)
 
     return asgi
+
+
+class _Expiry:
+    """One timer per client whose token has an `exp`: at expiry the client
+    is closed 1008 "token expired" (after what is already queued for it)."""
+
+    def __init__(self, client: Client, expires: float, hub: Hub) -> None:
+        self._client, self._expires, self._hub = client, expires, hub
+        self._handle = self._arm()
+
+    def _arm(self) -> asyncio.TimerHandle:
+        delay = max(0.0, self._expires - time.time())
+        return asyncio.get_running_loop().call_later(delay, self._fire)
+
+    def _fire(self) -> None:
+        if time.time() < self._expires:  # the loop's clock is not the wall clock
+            self._handle = self._arm()
+            return
+        self._hub.stats.tokens_expired += 1
+        log.info("client %s: token expired, closing 1008", self._client.peer)
+        self._client.request_close(POLICY_VIOLATION, EXPIRED)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:

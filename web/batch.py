@@ -38,7 +38,7 @@ class Batch:
     json_bytes: int
     _raw: str | None = field(default=None, repr=False)
     _json: str | None = field(default=None, repr=False)
-    _ports: dict[int, Batch | None] = field(default_factory=dict, repr=False)
+    _ports: dict[frozenset[int], Batch | None] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, entries: list[Entry]) -> Batch:
@@ -85,16 +85,16 @@ class Batch:
             self._json = ",".join(e.json_items for e in self.entries)
         return self._json
 
-    def only_port(self, port: int) -> Batch | None:
-        """The entries that arrived on `port` (shared by every client with
-        that filter), or None."""
-        if port not in self._ports:
-            keep = [e for e in self.entries if e.port == port]
+    def only_ports(self, ports: frozenset[int]) -> Batch | None:
+        """The entries that arrived on one of `ports` (shared by every
+        client with that filter), or None."""
+        if ports not in self._ports:
+            keep = [e for e in self.entries if e.port in ports]
             if len(keep) == len(self.entries):
-                self._ports[port] = self
+                self._ports[ports] = self
             else:
-                self._ports[port] = Batch.of(keep) if keep else None
-        return self._ports[port]
+                self._ports[ports] = Batch.of(keep) if keep else None
+        return self._ports[ports]
 
     def after(self, last: StreamId) -> Batch | None:
         """Without the entries a client already has (rare: after a resume)."""

@@ -54,11 +54,11 @@ class ClientClosed(Exception):
 class Client:
     """Queue + sender for one connection; `deliver` never awaits."""
 
-    def __init__(self, ws: WebSocket, fmt: str, port: int | None, rule: SlowClientRule,
-                 stats: WebStats) -> None:
+    def __init__(self, ws: WebSocket, fmt: str, ports: frozenset[int] | None,
+                 rule: SlowClientRule, stats: WebStats) -> None:
         self.ws = ws
         self.json = fmt == "json"
-        self.port = port
+        self.ports = ports  # None: every port
         self.last_sent: StreamId = (0, 0)
         self.overflowed = False
         self.close_code: int | None = None
@@ -85,8 +85,8 @@ class Client:
     def deliver(self, batch: Batch) -> None:
         if self.overflowed or self.close_code is not None:
             return
-        if self.port is not None:
-            filtered = batch.only_port(self.port)
+        if self.ports is not None:
+            filtered = batch.only_ports(self.ports)
             if filtered is None:
                 return
             batch = filtered

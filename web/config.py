@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from tcpws import cli
+from tcpws.keyfiles import JwtPublicKey, check_security_flags, jwt_public_key
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -20,6 +21,11 @@ class WebConfig:
     redis_url: str = DEFAULT_REDIS_URL
     name: str = "web.8000"
     ws_token: str | None = field(default=None, repr=False)  # never logged
+    jwt_secret: str | None = field(default=None, repr=False)
+    jwt_public_key: JwtPublicKey | None = field(default=None, repr=False)
+    metrics_token: str | None = field(default=None, repr=False)
+    http_tls_cert: str | None = None
+    http_tls_key: str | None = None
     allowed_origins: tuple[str, ...] = ()
     max_clients: int = 10000
     http_timeout: float = 10.0
@@ -56,6 +62,23 @@ class WebConfig:
                        help="process name (TCPWS_NAME, default web.<port>)")
         p.add_argument("--ws-token", default=env("TCPWS_WS_TOKEN") or None,
                        help="clients must present this token (TCPWS_WS_TOKEN)")
+        p.add_argument("--jwt-secret", default=env("TCPWS_JWT_SECRET") or None,
+                       help="stream clients must present a JWT signed with this HS256 secret "
+                            "(TCPWS_JWT_SECRET)")
+        p.add_argument("--jwt-public-key", default=env("TCPWS_JWT_PUBLIC_KEY") or None,
+                       metavar="FILE",
+                       help="stream clients must present a JWT signed by this PEM public "
+                            "key's private key: RSA for RS256, EC P-256 for ES256 "
+                            "(TCPWS_JWT_PUBLIC_KEY)")
+        p.add_argument("--metrics-token", default=env("TCPWS_METRICS_TOKEN") or None,
+                       help="/metrics and /api/status need Authorization: Bearer this "
+                            "(TCPWS_METRICS_TOKEN)")
+        p.add_argument("--http-tls-cert", default=env("TCPWS_HTTP_TLS_CERT") or None,
+                       metavar="FILE", help="serve HTTPS and WSS with this PEM certificate "
+                                            "chain (TCPWS_HTTP_TLS_CERT)")
+        p.add_argument("--http-tls-key", default=env("TCPWS_HTTP_TLS_KEY") or None,
+                       metavar="FILE", help="the private key of --http-tls-cert "
+                                            "(TCPWS_HTTP_TLS_KEY)")
         p.add_argument("--allowed-origins", default=env("TCPWS_ALLOWED_ORIGINS", ""),
                        help="origins served besides the page's own (same host and port as "
                             "the request's Host); comma list, * for any (TCPWS_ALLOWED_ORIGINS)")
@@ -94,6 +117,14 @@ class WebConfig:
             child = cli.ChildEnv.from_environ(environ)
         except cli.BadValue as exc:
             p.error(str(exc))
+        public_key = None
+        try:
+            check_security_flags(ns.jwt_secret, ns.jwt_public_key,
+                                 ns.http_tls_cert, ns.http_tls_key)
+            if ns.jwt_public_key:
+                public_key = jwt_public_key(ns.jwt_public_key)
+        except cli.BadValue as exc:
+            p.error(str(exc))
         origins = tuple(o.strip().rstrip("/") for o in ns.allowed_origins.split(",") if o.strip())
         return cls(
             host=ns.host,
@@ -101,6 +132,11 @@ class WebConfig:
             redis_url=ns.redis_url,
             name=ns.name or f"web.{port}",
             ws_token=ns.ws_token or None,
+            jwt_secret=ns.jwt_secret or None,
+            jwt_public_key=public_key,
+            metrics_token=ns.metrics_token or None,
+            http_tls_cert=ns.http_tls_cert,
+            http_tls_key=ns.http_tls_key,
             allowed_origins=origins,
             max_clients=ns.max_clients,
             http_timeout=ns.http_timeout,
@@ -114,3 +150,4 @@ class WebConfig:
             notify_fd=child.notify_fd,
             hostname=socket.gethostname(),
         )
+

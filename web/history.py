@@ -53,7 +53,7 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
                     if index + 1 >= entry.line_count:
                         continue  # the client had all of it
                     entry = entry.lines_after(index)
-                if client.port is None or entry.port == client.port:
+                if client.ports is None or entry.port in client.ports:
                     entries.append(entry)
             if entries:
                 await client.send_batches(Batch.split(entries))

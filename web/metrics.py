@@ -19,6 +19,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from web.auth import CAUSES
+
 DROP_REASONS = ("slow", "auth", "origin", "busy", "http_timeout", "bad_request", "history")
 # Heartbeat fields that are labels or identity, not counters.
 _NOT_COUNTERS = {"name", "kind", "host", "pid", "state", "started", "ts", "port"}
@@ -38,9 +40,16 @@ class WebStats:
     lag_seconds: float = 0.0
     over_bound: int = 0  # times a client's backlog passed --client-queue-bytes
     drops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
+    auth_failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
+    tokens_expired: int = 0  # open streams closed at their token's exp
+    metrics_auth_failures: int = 0  # /metrics, /api/status without the metrics token
 
     def drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def auth_failure(self, cause: str) -> None:
+        self.drop("auth")
+        self.auth_failures[cause] = self.auth_failures.get(cause, 0) + 1
 
 
 def number(text: str) -> int | float | None:
@@ -77,6 +86,18 @@ class WebCollector(Collector):
         for reason, count in sorted(s.drops.items()):
             drops.add_metric([reason], count)
         yield drops
+        failures = CounterMetricFamily(
+            "tcpws_web_auth_failures", "Stream requests refused by the token check, by cause.",
+            labels=["cause"])
+        for cause, count in sorted(s.auth_failures.items()):
+            failures.add_metric([cause], count)
+        yield failures
+        yield CounterMetricFamily("tcpws_web_tokens_expired",
+                                  "Open streams closed 1008 when their JWT expired.",
+                                  value=s.tokens_expired)
+        yield CounterMetricFamily("tcpws_web_metrics_auth_failures",
+                                  "/metrics and /api/status requests without the metrics token.",
+                                  value=s.metrics_auth_failures)
         yield CounterMetricFamily(
             "tcpws_web_client_queue_over_bound",
             "Times a client's backlog passed --client-queue-bytes (closed only if it "

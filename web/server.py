@@ -87,6 +87,10 @@ class WebServer(uvicorn.Server):
             access_log=False,
             ws_per_message_deflate=config.ws_per_message_deflate,
             ws_max_size=64 * 1024,  # clients only ever send us control traffic
+            # HTTPS/WSS: uvicorn wraps the sockets it is given (the inherited
+            # one too) in this certificate's TLS context.
+            ssl_certfile=config.http_tls_cert,
+            ssl_keyfile=config.http_tls_key,
         ))
         self.web_config = config
         self.hub = hub

@@ -3,6 +3,7 @@ driven by Playwright; never a downloaded browser)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,15 +18,22 @@ CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
     else shutil.which("chromium") or "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the module (launching costs seconds)."""
+@contextlib.contextmanager
+def chromium(*extra_args: str) -> Iterator[Any]:
+    """One headless Chromium, with `extra_args` on its command line."""
     require_tool(CHROMIUM, "the live page", "install Debian's chromium: `make browser` as root")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                      args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", *extra_args])
         try:
-            yield chromium
+            yield browser
         finally:
-            chromium.close()
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module (launching costs seconds)."""
+    with chromium() as launched:
+        yield launched

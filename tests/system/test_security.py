@@ -21,6 +21,7 @@ from supervisor.config import from_args
 from testkit.procs import PYTHON, ROOT, free_port
 from tests.support.supervised import System, supervised
 from web import app as web_app
+from web import auth as web_auth
 from web import redact
 
 SECRET = "s3cret-Redis-pw-5c1b"
@@ -132,9 +133,10 @@ def test_exposed_redis_requires_auth_and_secrets_stay_out_of_logs() -> None:
 def test_token_compared_in_constant_time() -> None:
     """Timing cannot be asserted in a test; the audit checks the code path:
     the token goes through hmac.compare_digest, never `==`."""
-    source = inspect.getsource(web_app.token_ok)
-    assert "hmac.compare_digest" in source
-    assert "== config.ws_token" not in source and "ws_token ==" not in source
+    for check in (web_auth.StreamAuth.check, web_app.metrics_token_ok):
+        source = inspect.getsource(check)
+        assert "hmac.compare_digest" in source
+        assert "_token ==" not in source and "== self._static" not in source
 
 
 def test_redis_password_not_on_a_command_line() -> None:

@@ -31,9 +31,11 @@ def test_texts_filters_and_counts() -> None:
     b = Batch.of([entry(1, "a\nb"), entry(2, "c", port=8002)])
     assert b.lines == 3 and b.raw_text == "a\nb\nc"
     assert [o["data"] for o in json.loads("[" + b.json_items + "]")] == ["a", "b", "c"]
-    only = b.only_port(8002)
-    assert only is not None and only.raw_text == "c" and b.only_port(8002) is only
-    assert b.only_port(9999) is None
+    only = b.only_ports(frozenset({8002}))
+    assert only is not None and only.raw_text == "c"
+    assert b.only_ports(frozenset({8002})) is only
+    assert b.only_ports(frozenset({9999})) is None
+    assert b.only_ports(frozenset({8001, 8002})) is b
     after = b.after((1, 0))
     assert after is not None and after.raw_text == "c" and b.after((2, 0)) is None
 

@@ -12,6 +12,9 @@
 (function () {
   const params = new URLSearchParams(location.search);
   const TOKEN = params.get("token");
+  // With --metrics-token, /api/status needs it as a bearer header; given in
+  // the fragment (#metrics_token=T), it never reaches a server's logs.
+  const METRICS_TOKEN = new URLSearchParams(location.hash.slice(1)).get("metrics_token");
   const MAX_SHOWN = clampInt(params.get("lines"), 500, 10, 5000);  // lines on screen
   const MAX_KEPT = Math.max(2000, MAX_SHOWN * 2);                 // lines kept for filters
   const RATE_WINDOW = 60;                                          // seconds per sparkline
@@ -345,7 +348,9 @@
   async function fetchStatus() {
     const url = new URL("api/status", location.href);
     if (TOKEN) url.searchParams.set("token", TOKEN);
-    const resp = await fetch(url, { cache: "no-store" });
+    const headers = METRICS_TOKEN ? { Authorization: "Bearer " + METRICS_TOKEN } : {};
+    const resp = await fetch(url, { cache: "no-store", headers });
+    if (resp.status === 401) throw new Error("needs #metrics_token=… in the address");
     if (!resp.ok) throw new Error("HTTP " + resp.status);
     return resp.json();
   }

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench soak chaos browser nginx rsyslog clean
+.PHONY: run test lint unit bench soak chaos browser nginx rsyslog haproxy clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -38,7 +38,11 @@ nginx:
 rsyslog:
 	@./scripts/install-rsyslog
 
-test: $(STAMP) browser nginx rsyslog lint
+# HAProxy for the PROXY-protocol test, from Debian's packages (as `nginx`).
+haproxy:
+	@./scripts/install-haproxy
+
+test: $(STAMP) browser nginx rsyslog haproxy lint
 	$(PY) -m pytest
 
 # The fast loop: unit tests only (pure code and each process's --help, seconds).

@@ -58,6 +58,7 @@ class Sender(Protocol):
     """What the publisher needs from a connection."""
 
     peer: str
+    subject: str  # the client certificate's CN under mutual TLS, else ""
 
     def write_ack(self, count: int) -> None:
         """Tell the sender `count` more of its lines are done."""
@@ -71,6 +72,7 @@ class _Pending:
     """One connection's lines waiting for the next call."""
 
     ts: float
+    subject: str = ""
     blocks: list[str] = field(default_factory=list)  # each: lines joined by "\n"
     count: int = 0  # lines in `blocks`
     done: int = 0  # lines to ack once stored: these plus ones dropped by rule
@@ -82,17 +84,19 @@ def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
     an entry (one XADD, one decode in the web) up to MERGE_BYTES of data; a
     bigger connection's lines stay an entry of their own, so frames can still
     be split between entries. Each entry says which lines came from which
-    peer (`protocol.Entry.runs`)."""
+    peer (`protocol.Entry.runs`). A connection with a TLS subject always
+    says so in a run ([peer, ts, n, subject])."""
     entries: list[Entry] = []
     group: list[tuple[str, _Pending]] = []
     size = 0
 
     def close_group() -> None:
-        if len(group) == 1:
+        if len(group) == 1 and not group[0][1].subject:
             peer, p = group[0]
             entries.append((port, peer, p.ts, "\n".join(p.blocks), ""))
         elif group:
-            runs = orjson.dumps([[peer, round(p.ts, 3), p.count] for peer, p in group])
+            runs = orjson.dumps([[peer, round(p.ts, 3), p.count, p.subject] if p.subject
+                                 else [peer, round(p.ts, 3), p.count] for peer, p in group])
             entries.append((port, group[0][0], group[0][1].ts,
                             "\n".join(b for _, p in group for b in p.blocks), runs.decode()))
         group.clear()
@@ -148,7 +152,7 @@ class Publisher:
             return
         pending = self._pending.get(sender)
         if pending is None:
-            pending = self._pending[sender] = _Pending(time.time())
+            pending = self._pending[sender] = _Pending(time.time(), sender.subject)
         if count:
             self._window.arrived()
             pending.blocks.append(text)

@@ -136,8 +136,9 @@ class Entry:
     peer: str
     ts: float
     data: str
-    # "" (every line from `peer` at `ts`), or a JSON array of [peer, ts, n]:
-    # the first n lines from that peer at that ts, then the next run's.
+    # "" (every line from `peer` at `ts`), or a JSON array of [peer, ts, n]
+    # or [peer, ts, n, subject]: the first n lines from that peer at that
+    # ts (and TLS client subject), then the next run's.
     runs: str = ""
     _json_items: str | None = field(default=None, repr=False)
 
@@ -162,16 +163,17 @@ class Entry:
             self._json_items = self._envelopes(0, self.lines)
         return self._json_items
 
-    def run_list(self) -> list[tuple[str, float, int]]:
-        """(peer, ts, line count) for each run of lines, in order."""
+    def run_list(self) -> list[tuple[str, float, int, str]]:
+        """(peer, ts, line count, subject) for each run of lines, in order."""
         if not self.runs:
-            return [(self.peer, self.ts, self.line_count)]
-        return [(str(p), float(t), int(n)) for p, t, n in orjson.loads(self.runs)]
+            return [(self.peer, self.ts, self.line_count, "")]
+        return [(str(run[0]), float(run[1]), int(run[2]), str(run[3]) if len(run) > 3 else "")
+                for run in orjson.loads(self.runs)]
 
     @property
     def peers(self) -> list[str]:
         """The peer of each line."""
-        return [peer for peer, _, n in self.run_list() for _ in range(n)]
+        return [peer for peer, _, n, _ in self.run_list() for _ in range(n)]
 
     def _envelopes(self, first_index: int, lines: list[str]) -> str:
         if not self.runs:
@@ -179,12 +181,13 @@ class Entry:
                                    first_index, lines)
         parts = []
         start = 0
-        for peer, ts, n in self.run_list():
+        for peer, ts, n, subject in self.run_list():
             end = start + n
             if end > first_index:
                 lo = max(start, first_index)
                 parts.append(_envelopes_json(self.id_text, self.port, peer, ts, lo,
-                                             lines[lo - first_index:end - first_index]))
+                                             lines[lo - first_index:end - first_index],
+                                             subject))
             start = end
         return ",".join(p for p in parts if p)
 
@@ -197,14 +200,15 @@ class Entry:
         runs = ""
         peer, ts = self.peer, self.ts
         if self.runs:
-            left: list[tuple[str, float, int]] = []
+            left: list[list[str | float | int]] = []
             start = 0
-            for p, t, n in self.run_list():
+            for p, t, n, subject in self.run_list():
                 if start + n > first:
-                    left.append((p, t, start + n - max(start, first)))
+                    kept_n = start + n - max(start, first)
+                    left.append([p, t, kept_n, subject] if subject else [p, t, kept_n])
                 start += n
             if left:
-                peer, ts = left[0][0], left[0][1]
+                peer, ts = str(left[0][0]), float(left[0][1])
                 runs = orjson.dumps(left).decode()
         trimmed = Entry(self.id, self.port, peer, ts, "\n".join(kept), runs)
         # Keep line ids stable: re-number from index + 1.
@@ -221,7 +225,7 @@ _JSON_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 
 
 def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: int,
-                    lines: list[str]) -> str:
+                    lines: list[str], subject: str = "") -> str:
     """Exactly `json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))`
     for each line (line ids from `first_index`), joined by ",", at a fraction
     of the cost: the lines are encoded in one call, then each string body is
@@ -229,8 +233,9 @@ def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: 
     if not lines:
         return ""
     strings = _JSON_STRING.findall(_encode(lines))
+    who = f'"peer":{_encode(peer)},' + (f'"subject":{_encode(subject)},' if subject else "")
     head = (f'{{"id":"{id_text}-', f'","port":{_encode(port)},'
-            f'"peer":{_encode(peer)},"ts":{_encode(ts)},"data":"')
+            f'{who}"ts":{_encode(ts)},"data":"')
     return ",".join(f'{head[0]}{first_index + i}{head[1]}{text}"}}'
                     for i, text in enumerate(strings))
 

@@ -48,6 +48,7 @@ class SteadySender(threading.Thread):
         self.ack, self.reconnect, self.source = ack, reconnect, source
         self.sent: list[str] = []
         self.acked = 0
+        self.written = 0  # lines written so far (`sent` holds them once done with)
         self.refused = 0
         self.errors: list[str] = []
         self.stop = threading.Event()
@@ -60,6 +61,7 @@ class SteadySender(threading.Thread):
                 line = f"{self.prefix}-{len(self.sent) + len(unconfirmed)}"
                 sock.sendall(line.encode() + b"\n")
                 unconfirmed.append(line)
+                self.written += 1
                 if not self.ack:
                     self.sent.extend(unconfirmed)
                     unconfirmed.clear()

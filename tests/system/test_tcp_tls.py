@@ -64,7 +64,7 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         port, http = system.tcp_ports[0], system.http_port
         good = SteadySender(port, "good", client_context(certs, "sender-good"), ack=True)
         good.start()
-        wait_until(lambda: len(good.sent) > 20, 20, what="the good sender going")
+        wait_until(lambda: good.written > 20, 20, what="the good sender going")
 
         # Open connections per subject, in /api/status.
         held = open_sender(port, client_context(certs, "sender-held"))
@@ -76,7 +76,7 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         cert, key = write_client_files(certs, tmp_path, "sender-openssl")
         out = subprocess.run([OPENSSL, "s_client", "-quiet", "-connect", f"127.0.0.1:{port}",
                               "-CAfile", certs.ca_file, "-cert", cert, "-key", key,
-                              "-verify_return_error"],
+                              "-verify_return_error", "-no_ign_eof"],
                              input=b"from openssl 1\nfrom openssl 2\n", capture_output=True,
                              timeout=30, check=False)
         assert out.returncode == 0, out.stderr.decode()
@@ -154,7 +154,7 @@ def test_proxy_protocol_and_allow_list(tmp_path: Path) -> None:
         port, http = system.tcp_ports[0], system.http_port
         good = SteadySender(port, "proxied", header=proxy_v1("10.9.8.7", 4242, port))
         good.start()
-        wait_until(lambda: len(good.sent) > 20, 20, what="the good sender going")
+        wait_until(lambda: good.written > 20, 20, what="the good sender going")
 
         v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x21\x00\x24"
               + socket.inet_pton(socket.AF_INET6, "2001:db8::5")

@@ -26,10 +26,10 @@ import logging
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Callable
 
 from tcpws.lifecycle import LISTEN_BACKLOG
+from tcpws.logs import CauseLog
 
 from .allow import AllowList
 from .config import Config
@@ -42,27 +42,6 @@ log = logging.getLogger(__name__)
 
 ACCEPT_BATCH = 64  # accepts per readable event, so one busy port cannot starve the loop
 PEEK_BYTES = 4096
-LOG_EVERY = 60.0  # seconds between log lines of one cause after its first
-
-
-class CauseLog:
-    """The first refusal of each cause is logged; later ones at most once
-    per LOG_EVERY seconds, with how many were not logged."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-        self._unlogged: dict[str, int] = {}
-
-    def note(self, cause: str, message: str) -> None:
-        now = time.monotonic()
-        last = self._last.get(cause)
-        if last is not None and now - last < LOG_EVERY:
-            self._unlogged[cause] = self._unlogged.get(cause, 0) + 1
-            return
-        self._last[cause] = now
-        more = self._unlogged.pop(cause, 0)
-        log.warning("%s%s", message,
-                    f" ({more} more of this cause since the last line)" if more else "")
 
 
 class Admission:
@@ -80,7 +59,7 @@ class Admission:
         self._timeout = config.handshake_timeout
         self._sock: socket.socket | None = None
         self._pending: set[asyncio.Task[None]] = set()
-        self._log = CauseLog()
+        self._log = CauseLog(log)
         if self._context is not None:
             stats.tls_failed.update(dict.fromkeys(HANDSHAKE_CAUSES, 0))
         if config.proxy_protocol:

@@ -15,13 +15,14 @@ import time
 from typing import Any, cast
 
 from tcpws.lifecycle import LISTEN_BACKLOG
+from tcpws.logs import CauseLog
 
 from .admission import Admission
 from .config import Config
 from .framing import Framer
 from .publisher import Publisher
 from .stats import WorkerStats
-from .tls import subject_of
+from .tls import PlainPortGuard, subject_of
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class Connection(asyncio.Protocol):
         self.peer = format_peer(self._source or transport.get_extra_info("peername"))
         if self._server.mutual_tls:
             self.subject = subject_of(transport)
+        elif not self._server.config.tls_cert:  # checks the first read only
+            transport.set_protocol(PlainPortGuard(self, self.transport, self._stats,
+                                                  self._server.cause_log))
         self._server.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -157,6 +161,7 @@ class TcpServer:
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | Admission | None = None
         self.mutual_tls = bool(config.tls_cert and config.tls_client_ca)
+        self.cause_log = CauseLog(log)
         self._draining = False
         self._all_closed = asyncio.Event()
         self._all_closed.set()

@@ -27,6 +27,7 @@ class WorkerStats:
     dropped_tail: int = 0  # unterminated tails dropped on a forced close
     rejected: int = 0  # over --max-connections
     idle_closed: int = 0
+    tls_on_plain: int = 0  # closed: a TLS handshake on a plain port
     publish_errors: int = 0  # failed publish attempts (a retried batch counts each time)
     unpublished: int = 0  # lines read, not yet stored
     # Only on a guarded port (tcp_worker.admission), each cause pre-set to 0:
@@ -73,6 +74,7 @@ class WorkerStats:
             "dropped_tail": self.dropped_tail,
             "rejected": self.rejected,
             "idle_closed": self.idle_closed,
+            "tls_on_plain": self.tls_on_plain,
             "publish_errors": self.publish_errors,
             "unpublished": self.unpublished,
         }

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
+from typing import Any, Protocol
 
 from tcpws.keyfiles import tcp_tls_context
+from tcpws.logs import CauseLog
 
 from .config import Config
+from .stats import WorkerStats
 
 HANDSHAKE_CAUSES = (
     "timeout",  # no handshake within --tls-handshake-timeout
@@ -67,3 +69,41 @@ def handshake_cause(exc: BaseException) -> str:
     if isinstance(exc, ConnectionError | EOFError):
         return "closed"
     return "other"
+
+
+class _Guarded(Protocol):
+    """The connection behind a PlainPortGuard (tcp_worker.server.Connection)."""
+
+    peer: str
+
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> bool | None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
+class PlainPortGuard(asyncio.Protocol):
+    """The protocol of a plain-TCP connection until its first read: if that
+    starts like a TLS handshake record (0x16 0x03, never text), the sender
+    is speaking TLS to a plain port, so it is closed and counted instead of
+    its ClientHello being framed into lines. Otherwise the connection's own
+    protocol is put back, and every later read goes straight to it."""
+
+    def __init__(self, conn: _Guarded, transport: asyncio.Transport, stats: WorkerStats,
+                 cause_log: CauseLog) -> None:
+        self._conn, self._transport, self._stats, self._log = conn, transport, stats, cause_log
+
+    def data_received(self, data: bytes) -> None:
+        if data[:2] == b"\x16\x03":
+            self._stats.tls_on_plain += 1
+            self._log.note("tls_on_plain", f"closed {self._conn.peer}: a TLS handshake on a "
+                                           "plain TCP port (no --tcp-tls-cert)")
+            self._transport.abort()
+            return
+        self._transport.set_protocol(self._conn)  # type: ignore[arg-type]
+        self._conn.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._conn.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn.connection_lost(exc)

@@ -62,7 +62,7 @@ def test_haproxy_send_proxy_v2_and_v1_in_front_of_tls(tmp_path: Path) -> None:
             for front, line in ((front_v2, "through send-proxy-v2"),
                                 (front_v1, "through send-proxy")):
                 with open_sender(front, context, source="127.0.0.5") as sock:
-                    sources[line] = "127.0.0.5:%d" % sock.getsockname()[1]
+                    sources[line] = f"127.0.0.5:{sock.getsockname()[1]}"
                     sock.sendall(line.encode() + b"\n")
             envelopes = {e["data"]: e for e in stored(system.http_port, count=2)}
         finally:

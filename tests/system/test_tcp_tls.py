@@ -194,11 +194,20 @@ def test_proxy_protocol_and_allow_list(tmp_path: Path) -> None:
         assert "subject" not in by_data["over v2"]
 
 
-def test_allow_list_on_the_socket_source() -> None:
+def test_allow_list_on_the_socket_source_and_tls_on_a_plain_port(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
     with supervised("--tcp-allow", "127.0.0.2") as system:
         port, http = system.tcp_ports[0], system.http_port
         with open_sender(port, source="127.0.0.2") as ok:
             ok.sendall(b"from 127.0.0.2\n")
+        for _ in range(3):  # a TLS client on this plain port: closed, counted, nothing stored
+            try:
+                with open_sender(port, certs.client_context(), source="127.0.0.2") as tls:
+                    tls.sendall(b"over TLS to a plain port\n")
+                    assert closed_by_server(tls)
+            except (ssl.SSLError, OSError):
+                pass
+        wait_counter(http, "tls_on_plain", 3)
         with open_sender(port) as refused:
             refused.sendall(b"from 127.0.0.1\n")
             assert closed_by_server(refused)

@@ -92,6 +92,11 @@ def tcp_tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SS
         context = server_tls_context(cert, key)
     except BadValue as exc:
         raise BadValue(f"--tcp-tls-cert/--tcp-tls-key: {exc.reason}", exc.text) from None
+    # No TLS 1.3 session tickets: they are the only bytes a server sends
+    # unasked, and a sender that writes and closes without reading them
+    # resets the connection (unread data at close), which throws away its
+    # last lines still in our receive buffer. Log senders reconnect rarely.
+    context.num_tickets = 0
     if client_ca:
         try:
             context.load_verify_locations(cafile=client_ca)

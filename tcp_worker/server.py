@@ -83,7 +83,9 @@ class Connection(asyncio.Protocol):
             dropped = self._count_drops()
             self._publisher.submit(self, text, count, count + dropped, 0)
         self.close_when_flushed()
-        return True
+        # asyncio's TLS has no half-close: it closes after this whatever we
+        # answer, and warns about a True once per connection.
+        return not self._server.config.tls_cert
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:

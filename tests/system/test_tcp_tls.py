@@ -82,10 +82,11 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr.decode()
 
         # The bad cases, each closed and counted.
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
-            plain.sendall(b"plain text on a TLS port\n")
-            assert closed_by_server(plain)
-        wait_counter(http, "tls_failed_not_tls")
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as plain:
+                plain.sendall(b"plain text on a TLS port\n")
+                assert closed_by_server(plain)
+        wait_counter(http, "tls_failed_not_tls", 3)
 
         other_ca = trustme.CA()
         for cn, kwargs, counter in (
@@ -146,6 +147,9 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         assert by_data["from openssl 2"]["subject"] == "sender-openssl"
         assert not [d for d in by_data if "stored" in d or "plain text" in d]
         assert all(e["peer"].startswith("127.0.0.1:") for e in envelopes)
+        output = system.proc.output()
+        assert output.count("failed (not_tls)") == 1  # logged once per cause, then counted
+        assert "Traceback" not in output and "eof_received" not in output
 
 
 def test_proxy_protocol_and_allow_list(tmp_path: Path) -> None:

@@ -133,6 +133,8 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         time.sleep(1)
         churn.stop.set()
         churn.join(30)
+        with open_sender(port, client_context(certs, "sender-after")) as after:
+            after.sendall(b"after kill 9\n")  # the new worker (a spare) speaks mutual TLS
 
         assert not good.errors, good.errors
         assert good.acked == len(good.sent), (good.acked, len(good.sent))
@@ -145,6 +147,8 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         assert by_data["held line"]["subject"] == "sender-held"
         assert by_data["from openssl 1"]["subject"] == "sender-openssl"
         assert by_data["from openssl 2"]["subject"] == "sender-openssl"
+        assert by_data["after kill 9"]["subject"] == "sender-after"
+        assert any(d.startswith("churn-") for d in by_data)
         assert not [d for d in by_data if "stored" in d or "plain text" in d]
         assert all(e["peer"].startswith("127.0.0.1:") for e in envelopes)
         output = system.proc.output()

@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools curl redis7 cluster clean
+.PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools curl redis7 cluster haproxy clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
@@ -55,7 +55,11 @@ redis7:
 cluster: $(STAMP) redis7
 	$(PY) -m testkit.cluster $(ARGS)
 
-test: $(STAMP) browser nginx rsyslog systemd-tools curl redis7 lint
+# HAProxy for the PROXY-protocol test, from Debian's packages (as `nginx`).
+haproxy:
+	@./scripts/install-haproxy
+
+test: $(STAMP) browser nginx rsyslog systemd-tools curl redis7 haproxy lint
 	$(PY) -m pytest
 
 # The fast loop: unit tests only (pure code and each process's --help, seconds).

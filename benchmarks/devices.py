@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import math
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -102,13 +103,13 @@ class Fleet:
     """The sender processes of one run: open, go, wait, close."""
 
     def __init__(self, ports: Sequence[int], connections: int, rate: float, seconds: float,
-                 processes: int = 0, host: str = "127.0.0.1") -> None:
+                 processes: int = 0, host: str = "127.0.0.1", tls_ca: str = "") -> None:
         self.connections, self.rate, self.seconds = connections, rate, seconds
         self.lines = connections * lines_each(rate, seconds)
         count = processes or default_processes(connections)
         common = ["--ports", ",".join(map(str, ports)), "--connections", str(connections),
                   "--rate", str(rate), "--seconds", str(seconds), "--host", host,
-                  "--processes", str(count)]
+                  "--processes", str(count), *(["--tls-ca", tls_ca] if tls_ca else [])]
         self.procs = [LoadProc("--part", str(k), *common, module="benchmarks.devices")
                       for k in range(count)]
 
@@ -146,11 +147,12 @@ class Device:
 
 
 async def _connect(loop: asyncio.AbstractEventLoop, dev: Device, host: str, port: int,
-                   gate: asyncio.Semaphore) -> None:
+                   gate: asyncio.Semaphore, tls: ssl.SSLContext | None = None) -> None:
     async with gate:
         for attempt in range(20):
             try:
-                transport, _ = await loop.create_connection(asyncio.Protocol, host, port)
+                transport, _ = await loop.create_connection(
+                    asyncio.Protocol, host, port, ssl=tls, server_hostname=host if tls else None)
                 dev.transport = transport
                 return
             except OSError:
@@ -175,7 +177,8 @@ async def run_part(args: argparse.Namespace) -> dict[str, Any]:
     devs = [Device(i, *schedule(i, args.connections, args.rate))
             for i in range(args.part, args.connections, args.processes)]
     gate = asyncio.Semaphore(100)
-    await asyncio.gather(*(_connect(loop, d, args.host, ports[d.conn % len(ports)], gate)
+    tls = ssl.create_default_context(cafile=args.tls_ca) if args.tls_ca else None
+    await asyncio.gather(*(_connect(loop, d, args.host, ports[d.conn % len(ports)], gate, tls)
                            for d in devs))
     emit("READY")
     t0 = await _read_start()
@@ -222,6 +225,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cpu-of", type=int, default=0,
                    help="report the CPU of this pid and every process below it")
     p.add_argument("--line-bytes", type=int, default=LINE_BYTES)
+    p.add_argument("--tls-ca", default="",
+                   help="connect over TLS, trusting this PEM CA (ports with --tcp-tls-cert)")
     p.add_argument("--part", type=int, default=-1, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -239,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdin.readline()  # keep the connections open until the harness is done
         return 0
     ports = [int(p) for p in args.ports.split(",")]
-    fleet = Fleet(ports, args.connections, args.rate, args.seconds, args.processes, args.host)
+    fleet = Fleet(ports, args.connections, args.rate, args.seconds, args.processes, args.host,
+                  args.tls_ca)
     meter = CpuMeter(groups_of_tree(args.cpu_of) if args.cpu_of else {})
     try:
         fleet.open()

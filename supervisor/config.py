@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from supervisor.config_file import ConfigFile, FileError, as_text, key_of, load
+from tcp_worker.allow import AllowList
 from tcpws import cli, perport
-from tcpws.keyfiles import check_security_flags
+from tcpws.keyfiles import check_security_flags, check_tcp_tls_flags
 from tcpws.logs import LOG_FORMATS
 from tcpws.shards import split_urls
 
@@ -64,6 +65,12 @@ class SupervisorConfig:
     metrics_token: str | None = field(default=None, repr=False)
     http_tls_cert: str | None = None
     http_tls_key: str | None = None
+    tcp_tls_cert: str | None = None
+    tcp_tls_key: str | None = None
+    tcp_tls_client_ca: str | None = None
+    tls_handshake_timeout: float = 10.0
+    proxy_protocol: bool = False
+    tcp_allow: str = ""
     log_level: str = "info"
     spares: bool = True
     log_format: str = "text"
@@ -127,6 +134,15 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
     "--http-tls-cert": ("TCPWS_HTTP_TLS_CERT", None, str,
                         "PEM certificate chain: HTTPS and WSS on --http-port"),
     "--http-tls-key": ("TCPWS_HTTP_TLS_KEY", None, str, "private key of --http-tls-cert"),
+    "--tcp-tls-cert": ("TCPWS_TCP_TLS_CERT", None, str,
+                       "PEM certificate chain: every TCP port speaks TLS"),
+    "--tcp-tls-key": ("TCPWS_TCP_TLS_KEY", None, str, "private key of --tcp-tls-cert"),
+    "--tcp-tls-client-ca": ("TCPWS_TCP_TLS_CLIENT_CA", None, str,
+                            "senders need a certificate this PEM CA signed (mutual TLS)"),
+    "--tls-handshake-timeout": ("TCPWS_TLS_HANDSHAKE_TIMEOUT", 10.0, cli.seconds,
+                                "s a sender has for the TLS handshake and the PROXY header"),
+    "--tcp-allow": ("TCPWS_TCP_ALLOW", "", str,
+                    "CIDR list: TCP connections from other sources are closed"),
     "--log-level": ("TCPWS_LOG_LEVEL", "info", cli.log_level,
                     "debug, info, warning, error, critical"),
     "--spares": ("TCPWS_SPARES", "on", cli.boolean,
@@ -141,11 +157,14 @@ _KINDS: dict[str, str] = {
                               "max_clients", "ack_replicas")},
     **{key: "float" for key in ("stop_timeout", "start_timeout", "http_timeout")},
     "tcp_port": "ports", "ack": "bool", "redis_durable": "bool", "spares": "bool",
+    "proxy_protocol": "bool", "tls_handshake_timeout": "float",
     "coalesce_ms": "float",
 }
 _SWITCHES = {
     "--ack": ("TCPWS_ACK", "tcp workers acknowledge stored lines (+N)"),
     "--redis-durable": ("TCPWS_REDIS_DURABLE", "embedded Redis keeps an fsynced AOF"),
+    "--proxy-protocol": ("TCPWS_PROXY_PROTOCOL",
+                         "every TCP connection starts with a PROXY v1/v2 header"),
 }
 
 
@@ -349,11 +368,17 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     try:
         check_security_flags(v["--jwt-secret"], v["--jwt-public-key"],
                              v["--http-tls-cert"], v["--http-tls-key"])
+        check_tcp_tls_flags(v["--tcp-tls-cert"], v["--tcp-tls-key"], v["--tcp-tls-client-ca"])
+        if v["--tcp-allow"]:
+            AllowList.parse(v["--tcp-allow"])
     except cli.BadValue as exc:
         raise ConfigError(str(exc)) from None
     ack = _switch(layers, "--ack")
     if v["--ack-replicas"] and not ack:
         raise ConfigError("--ack-replicas needs --ack (it says when an ack is sent)")
+    if not v["--tls-handshake-timeout"] > 0:
+        raise ConfigError(f"--tls-handshake-timeout: must be more than 0, not "
+                          f"{v['--tls-handshake-timeout']}")
     if command[0] not in COMMANDS:
         raise ConfigError(f"unknown command {command[0]!r} (expected one of "
                           f"{', '.join(COMMANDS)})")
@@ -377,6 +402,10 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         jwt_secret=v["--jwt-secret"], jwt_public_key=v["--jwt-public-key"],
         metrics_token=v["--metrics-token"],
         http_tls_cert=v["--http-tls-cert"], http_tls_key=v["--http-tls-key"],
+        tcp_tls_cert=v["--tcp-tls-cert"], tcp_tls_key=v["--tcp-tls-key"],
+        tcp_tls_client_ca=v["--tcp-tls-client-ca"],
+        tls_handshake_timeout=v["--tls-handshake-timeout"],
+        proxy_protocol=_switch(layers, "--proxy-protocol"), tcp_allow=v["--tcp-allow"],
         log_level=v["--log-level"], log_format=v["--log-format"], spares=v["--spares"],
         config_file=layers.file.path if layers.file else None, print_config=ns.print_config,
         command=command, base_env=dict(environ), argv=tuple(argv), sources=layers.sources,

@@ -78,9 +78,21 @@ class SpecFactory:
                 *(["--parse", "syslog"] if cfg.parse.for_port(port) == "syslog" else []),
                 *(["--ack"] if cfg.ack else []),
                 *(["--ack-replicas", str(cfg.ack_replicas)] if cfg.ack_replicas else []),
-                *cfg.tcp_worker_args]
+                *tcp_security_args(cfg), *cfg.tcp_worker_args]
         return ChildSpec(name, kind, argv, env, (sock.fileno(),),
                          stop_budget=self.budgets.tcp, port=port, index=index)
+
+
+def tcp_security_args(cfg: SupervisorConfig) -> list[str]:
+    """TLS, PROXY protocol and allow-list flags for every tcp worker (file
+    paths and addresses only: nothing secret on the command line)."""
+    args = ["--tls-handshake-timeout", str(cfg.tls_handshake_timeout)]
+    for flag, value in (("--tcp-tls-cert", cfg.tcp_tls_cert), ("--tcp-tls-key", cfg.tcp_tls_key),
+                        ("--tcp-tls-client-ca", cfg.tcp_tls_client_ca),
+                        ("--tcp-allow", cfg.tcp_allow)):
+        if value:
+            args += [flag, value]
+    return [*args, "--proxy-protocol"] if cfg.proxy_protocol else args
 
 
 def web_security_env(cfg: SupervisorConfig) -> dict[str, str]:

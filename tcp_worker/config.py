@@ -13,8 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tcpws import cli, perport
+from tcpws.keyfiles import check_tcp_tls_flags
 from tcpws.logs import LOG_FORMATS
 from tcpws.shards import shard_of, split_urls
+
+from .allow import AllowList
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 MIB = 1024 * 1024
@@ -47,6 +50,18 @@ class Config:
     parent_pid: int | None = None
     listen_fd: int | None = None
     notify_fd: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    handshake_timeout: float = 10.0  # TLS handshake, and the PROXY header, seconds
+    proxy_protocol: bool = False
+    allow: str = ""  # CIDR list; "" = every source
+
+    @property
+    def gated(self) -> bool:
+        """Whether connections go through tcp_worker.admission (TLS, PROXY
+        header, allow-list) before they are read; else asyncio's own accept."""
+        return bool(self.tls_cert or self.proxy_protocol or self.allow)
 
     @property
     def heartbeat_name(self) -> str:
@@ -109,6 +124,23 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                         "port or as PORT=syslog; repeatable (env TCPWS_PARSE)")
     p.add_argument("--log-level", type=cli.log_level, default=env("TCPWS_LOG_LEVEL", "INFO"),
                    help="debug, info, warning, error, critical (env TCPWS_LOG_LEVEL)")
+    p.add_argument("--tcp-tls-cert", default=env("TCPWS_TCP_TLS_CERT") or None,
+                   help="PEM certificate chain: the port speaks TLS (env TCPWS_TCP_TLS_CERT)")
+    p.add_argument("--tcp-tls-key", default=env("TCPWS_TCP_TLS_KEY") or None,
+                   help="private key of --tcp-tls-cert (env TCPWS_TCP_TLS_KEY)")
+    p.add_argument("--tcp-tls-client-ca", default=env("TCPWS_TCP_TLS_CLIENT_CA") or None,
+                   help="senders need a certificate this PEM CA signed: mutual TLS "
+                        "(env TCPWS_TCP_TLS_CLIENT_CA)")
+    p.add_argument("--tls-handshake-timeout", type=cli.seconds,
+                   default=env("TCPWS_TLS_HANDSHAKE_TIMEOUT", "10"),
+                   help="seconds a sender has for the TLS handshake and the PROXY header "
+                        "(env TCPWS_TLS_HANDSHAKE_TIMEOUT)")
+    p.add_argument("--proxy-protocol", action="store_true", default=None,
+                   help="every connection starts with a PROXY v1/v2 header; peer is its "
+                        "source (env TCPWS_PROXY_PROTOCOL=1)")
+    p.add_argument("--tcp-allow", default=env("TCPWS_TCP_ALLOW", ""),
+                   help="CIDR[,CIDR...]: close connections from other sources (the PROXY "
+                        "source with --proxy-protocol; env TCPWS_TCP_ALLOW)")
     return p
 
 
@@ -136,10 +168,22 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parse = perport.parse_choice(ns.parse, environ.get("TCPWS_PARSE", ""))
     except cli.BadValue as exc:
         parser.error(f"{'--parse' if ns.parse else 'TCPWS_PARSE'}: {exc}")
+    proxy = ns.proxy_protocol
+    if proxy is None:
+        try:
+            proxy = cli.boolean(environ.get("TCPWS_PROXY_PROTOCOL", ""))
+        except cli.BadValue as exc:
+            parser.error(f"TCPWS_PROXY_PROTOCOL: {exc}")
     try:
         child = cli.ChildEnv.from_environ(environ)
+        check_tcp_tls_flags(ns.tcp_tls_cert, ns.tcp_tls_key, ns.tcp_tls_client_ca)
+        if ns.tcp_allow:
+            AllowList.parse(ns.tcp_allow)
     except cli.BadValue as exc:
         parser.error(str(exc))
+    if not ns.tls_handshake_timeout > 0:
+        parser.error(f"--tls-handshake-timeout: must be more than 0, not "
+                     f"{ns.tls_handshake_timeout}")
     return Config(
         host=ns.host,
         port=ns.port,
@@ -162,4 +206,10 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parent_pid=child.parent_pid,
         listen_fd=child.listen_fd,
         notify_fd=child.notify_fd,
+        tls_cert=ns.tcp_tls_cert,
+        tls_key=ns.tcp_tls_key,
+        tls_client_ca=ns.tcp_tls_client_ca,
+        handshake_timeout=ns.tls_handshake_timeout,
+        proxy_protocol=bool(proxy),
+        allow=ns.tcp_allow,
     )

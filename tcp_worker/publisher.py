@@ -63,6 +63,7 @@ class Sender(Protocol):
     """What the publisher needs from a connection."""
 
     peer: str
+    subject: str  # the client certificate's CN under mutual TLS, else ""
 
     def write_ack(self, count: int) -> None:
         """Tell the sender `count` more of its lines are done."""
@@ -76,6 +77,7 @@ class _Pending:
     """One connection's lines waiting for the next call."""
 
     ts: float
+    subject: str = ""
     blocks: list[str] = field(default_factory=list)  # each: lines joined by "\n"
     count: int = 0  # lines in `blocks`
     done: int = 0  # lines to ack once stored: these plus ones dropped by rule
@@ -96,18 +98,20 @@ def merge_entries(port: int, batch: list[tuple[str, _Pending]]) -> list[Entry]:
     an entry (one XADD, one decode in the web) up to MERGE_BYTES of data and
     MERGE_LINES lines; a bigger connection's lines stay an entry of their own,
     so frames can still be split between entries. Each entry says which lines came from which
-    peer (`protocol.Entry.runs`)."""
+    peer (`protocol.Entry.runs`). A connection with a TLS subject always
+    says so in a run ([peer, ts, n, subject])."""
     entries: list[Entry] = []
     group: list[tuple[str, _Pending]] = []
     size = 0
 
     def close_group() -> None:
-        if len(group) == 1:
+        if len(group) == 1 and not group[0][1].subject:
             peer, p = group[0]
             entries.append((port, peer, p.ts, "\n".join(p.blocks), "",
                             "" if p.extras is None else _extras_field([p])))
         elif group:
-            runs = orjson.dumps([[peer, round(p.ts, 3), p.count] for peer, p in group])
+            runs = orjson.dumps([[peer, round(p.ts, 3), p.count, p.subject] if p.subject
+                                 else [peer, round(p.ts, 3), p.count] for peer, p in group])
             entries.append((port, group[0][0], group[0][1].ts,
                             "\n".join(b for _, p in group for b in p.blocks), runs.decode(),
                             _extras_field([p for _, p in group])))
@@ -169,11 +173,11 @@ class Publisher:
             return
         pending = self._pending.get(sender)
         if pending is None and line_extras is None:  # the common case, built in one go
-            self._pending[sender] = _Pending(time.time(), [text] if count else [], count, done,
-                                             nbytes)
+            self._pending[sender] = _Pending(time.time(), sender.subject,
+                                             [text] if count else [], count, done, nbytes)
         else:
             if pending is None:
-                pending = self._pending[sender] = _Pending(time.time())
+                pending = self._pending[sender] = _Pending(time.time(), sender.subject)
             if count:
                 if line_extras is not None or pending.extras is not None:
                     if pending.extras is None:

@@ -17,11 +17,14 @@ from typing import Any, cast
 
 from tcpws.extras import Extras, block_extras
 from tcpws.lifecycle import LISTEN_BACKLOG
+from tcpws.logs import CauseLog
 
+from .admission import Admission
 from .config import Config
 from .framings import StreamFramer, make_framer
 from .publisher import Publisher
 from .stats import WorkerStats
+from .tls import PlainPortGuard, subject_of
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,9 @@ class Connection(asyncio.Protocol):
     """One TCP sender. `closing` means: read no more, close once every line
     read from it is stored (and acked), so acks survive a half-close."""
 
-    def __init__(self, server: TcpServer) -> None:
+    def __init__(self, server: TcpServer, source: tuple[str, int] | None = None) -> None:
         self._server = server
+        self._source = source  # the PROXY header's source, if any
         self._publisher = server.publisher
         self._stats = server.stats
         config = server.config
@@ -54,13 +58,19 @@ class Connection(asyncio.Protocol):
         self._seen_truncated = 0
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.subject = ""  # the client certificate's CN, under mutual TLS
         self.last_active = time.monotonic()
         self.closing = False
         self.rejected = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.peer = format_peer(transport.get_extra_info("peername"))
+        self.peer = format_peer(self._source or transport.get_extra_info("peername"))
+        if self._server.mutual_tls:
+            self.subject = subject_of(transport)
+        elif not self._server.config.tls_cert:  # checks the first read only
+            transport.set_protocol(PlainPortGuard(self, self.transport, self._stats,
+                                                  self._server.cause_log))
         self._server.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -84,7 +94,9 @@ class Connection(asyncio.Protocol):
             self._publisher.submit(self, text, count, count + dropped, 0,
                                    self._extras(text, count))
         self.close_when_flushed()
-        return True
+        # asyncio's TLS has no half-close: it closes after this whatever we
+        # answer, and warns about a True once per connection.
+        return not self._server.config.tls_cert
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
@@ -179,7 +191,9 @@ class TcpServer:
         self.stats = stats
         self.publisher = publisher
         self.connections: set[Connection] = set()
-        self._server: asyncio.Server | None = None
+        self._server: asyncio.Server | Admission | None = None
+        self.mutual_tls = bool(config.tls_cert and config.tls_client_ca)
+        self.cause_log = CauseLog(log)
         self._draining = False
         self._all_closed = asyncio.Event()
         self._all_closed.set()
@@ -189,6 +203,11 @@ class TcpServer:
         self._bad_unlogged: dict[str, int] = {}
 
     async def start(self, sock: socket.socket) -> None:
+        if self.config.gated:  # TLS, PROXY header or allow-list first
+            admission = Admission(self.config, self.stats, lambda src: Connection(self, src))
+            admission.start(sock)
+            self._server = admission
+            return
         loop = asyncio.get_running_loop()
         # backlog given explicitly: asyncio would re-listen the inherited socket with
         # 100, and connects past that time out during a restart.
@@ -206,6 +225,8 @@ class TcpServer:
                         conn.peer, len(self.connections))
             return
         self.connections.add(conn)
+        if conn.subject:
+            self.stats.count_subject(conn.subject, 1)
         self._all_closed.clear()
         self.stats.connections = len(self.connections)
         self.stats.connections_total += 1
@@ -213,6 +234,8 @@ class TcpServer:
             conn.set_reading(False)
 
     def remove(self, conn: Connection) -> None:
+        if conn.subject and conn in self.connections:
+            self.stats.count_subject(conn.subject, -1)
         self.connections.discard(conn)
         self.stats.connections = len(self.connections)
         if not self.connections:

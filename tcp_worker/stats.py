@@ -4,6 +4,7 @@ heartbeat. Plain integers: everything runs on one event loop thread."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -30,12 +31,38 @@ class WorkerStats:
     framing_errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
     rejected: int = 0  # over --max-connections
     idle_closed: int = 0
+    tls_on_plain: int = 0  # closed: a TLS handshake on a plain port
     publish_errors: int = 0  # failed publish attempts (a retried batch counts each time)
     unpublished: int = 0  # lines read, not yet stored
+    # Only on a guarded port (tcp_worker.admission), each cause pre-set to 0:
+    tls_failed: dict[str, int] = field(default_factory=dict)  # handshakes, by cause
+    proxy_errors: dict[str, int] = field(default_factory=dict)  # PROXY headers, by cause
+    refused_source: int | None = None  # outside --tcp-allow
+    subjects: dict[str, int] = field(default_factory=dict)  # open connections per TLS subject
+
+    def count_subject(self, subject: str, change: int) -> None:
+        count = self.subjects.get(subject, 0) + change
+        if count > 0:
+            self.subjects[subject] = count
+        else:
+            self.subjects.pop(subject, None)
 
     def heartbeat_fields(self) -> dict[str, str | int | float]:
-        """The fields of docs/design.md ("Heartbeats"), plus dropped_tail, truncated
-        and framing_<cause> per cause of bad framing."""
+        """The fields of docs/design.md ("Heartbeats"), plus dropped_tail
+        truncated and framing_<cause> per cause of bad framing, and, on a
+        guarded port, `tls_failed_<cause>`, `proxy_errors_<cause>`,
+        `refused_source` and `subjects` (JSON: open connections per subject)."""
+        fields = self._fields()
+        if self.tls_failed or self.proxy_errors or self.refused_source is not None:
+            fields.update({f"tls_failed_{k}": v for k, v in self.tls_failed.items()})
+            fields.update({f"proxy_errors_{k}": v for k, v in self.proxy_errors.items()})
+            if self.refused_source is not None:
+                fields["refused_source"] = self.refused_source
+            if self.tls_failed:
+                fields["subjects"] = json.dumps(self.subjects, sort_keys=True)
+        return fields
+
+    def _fields(self) -> dict[str, str | int | float]:
         return {
             "kind": "tcp",
             "host": self.host,
@@ -52,6 +79,7 @@ class WorkerStats:
             "dropped_tail": self.dropped_tail,
             "rejected": self.rejected,
             "idle_closed": self.idle_closed,
+            "tls_on_plain": self.tls_on_plain,
             "publish_errors": self.publish_errors,
             "unpublished": self.unpublished,
             "truncated": self.truncated,

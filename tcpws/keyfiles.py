@@ -82,3 +82,39 @@ def check_security_flags(jwt_secret: str | None, jwt_key_file: str | None,
             server_tls_context(tls_cert, tls_key)
     except BadValue as exc:
         raise BadValue(f"--http-tls-cert/--http-tls-key: {exc.reason}", exc.text) from None
+
+
+def tcp_tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """The tcp workers' TLS context; with `client_ca`, mutual TLS: a sender
+    must present a certificate that CA signed. Raises BadValue naming the
+    flag and the file."""
+    try:
+        context = server_tls_context(cert, key)
+    except BadValue as exc:
+        raise BadValue(f"--tcp-tls-cert/--tcp-tls-key: {exc.reason}", exc.text) from None
+    # No TLS 1.3 session tickets: they are the only bytes a server sends
+    # unasked, and a sender that writes and closes without reading them
+    # resets the connection (unread data at close), which throws away its
+    # last lines still in our receive buffer. Log senders reconnect rarely.
+    context.num_tickets = 0
+    if client_ca:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except OSError as exc:
+            raise BadValue(f"--tcp-tls-client-ca: {exc.strerror or 'cannot read'}",
+                           client_ca) from None
+        except ssl.SSLError:
+            raise BadValue("--tcp-tls-client-ca: not a PEM CA certificate", client_ca) from None
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def check_tcp_tls_flags(cert: str | None, key: str | None, client_ca: str | None) -> None:
+    """The TCP TLS flags go together and name files that load (raises
+    BadValue); the supervisor runs it before it spawns any tcp worker."""
+    if bool(cert) != bool(key):
+        raise BadValue("--tcp-tls-cert and --tcp-tls-key go together", str(cert or key))
+    if client_ca and not cert:
+        raise BadValue("--tcp-tls-client-ca needs --tcp-tls-cert and --tcp-tls-key", client_ca)
+    if cert and key:
+        tcp_tls_context(cert, key, client_ca)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
@@ -46,3 +47,24 @@ def setup_logging(name: str, level: str = "INFO", fmt: str = "text",
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class CauseLog:
+    """The first refusal of each cause is logged; later ones at most once
+    per `every` seconds, with how many were not logged."""
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self._logger, self._every = logger, every
+        self._last: dict[str, float] = {}
+        self._unlogged: dict[str, int] = {}
+
+    def note(self, cause: str, message: str) -> None:
+        now = time.monotonic()
+        last = self._last.get(cause)
+        if last is not None and now - last < self._every:
+            self._unlogged[cause] = self._unlogged.get(cause, 0) + 1
+            return
+        self._last[cause] = now
+        more = self._unlogged.pop(cause, 0)
+        self._logger.warning("%s%s", message,
+                             f" ({more} more of this cause since the last line)" if more else "")

@@ -146,8 +146,9 @@ class Entry:
     peer: str
     ts: float
     data: str
-    # "" (every line from `peer` at `ts`), or a JSON array of [peer, ts, n]:
-    # the first n lines from that peer at that ts, then the next run's.
+    # "" (every line from `peer` at `ts`), or a JSON array of [peer, ts, n]
+    # or [peer, ts, n, subject]: the first n lines from that peer at that
+    # ts (and TLS client subject), then the next run's.
     runs: str = ""
     # "" (no line has any), or the lines' extras as one JSON list
     # (tcpws.extras: data_b64, syslog), one item per line.
@@ -181,16 +182,17 @@ class Entry:
         """Each line's extras (None when no line has any)."""
         return extras_mod.decode(self.x) if self.x else None
 
-    def run_list(self) -> list[tuple[str, float, int]]:
-        """(peer, ts, line count) for each run of lines, in order."""
+    def run_list(self) -> list[tuple[str, float, int, str]]:
+        """(peer, ts, line count, subject) for each run of lines, in order."""
         if not self.runs:
-            return [(self.peer, self.ts, self.line_count)]
-        return [(str(p), float(t), int(n)) for p, t, n in orjson.loads(self.runs)]
+            return [(self.peer, self.ts, self.line_count, "")]
+        return [(str(run[0]), float(run[1]), int(run[2]), str(run[3]) if len(run) > 3 else "")
+                for run in orjson.loads(self.runs)]
 
     @property
     def peers(self) -> list[str]:
         """The peer of each line."""
-        return [peer for peer, _, n in self.run_list() for _ in range(n)]
+        return [peer for peer, _, n, _ in self.run_list() for _ in range(n)]
 
     def _envelopes(self, first_index: int, lines: list[str],
                    extras: extras_mod.Extras | None) -> str:
@@ -201,13 +203,14 @@ class Entry:
                                    first_index, lines, extras)
         parts = []
         start = self.base
-        for peer, ts, n in self.run_list():
+        for peer, ts, n, subject in self.run_list():
             end = start + n
             if end > first_index:
                 lo = max(start, first_index)
                 a, b = lo - first_index, end - first_index
                 parts.append(_envelopes_json(self.id_text, self.port, peer, ts, lo,
-                                             lines[a:b], None if extras is None else extras[a:b]))
+                                             lines[a:b], None if extras is None else extras[a:b],
+                                             subject))
             start = end
         return ",".join(p for p in parts if p)
 
@@ -223,14 +226,15 @@ class Entry:
         runs = ""
         peer, ts = self.peer, self.ts
         if self.runs:
-            left: list[tuple[str, float, int]] = []
+            left: list[list[str | float | int]] = []
             start = 0
-            for p, t, n in self.run_list():
+            for p, t, n, subject in self.run_list():
                 if start + n > first:
-                    left.append((p, t, start + n - max(start, first)))
+                    kept_n = start + n - max(start, first)
+                    left.append([p, t, kept_n, subject] if subject else [p, t, kept_n])
                 start += n
             if left:
-                peer, ts = left[0][0], left[0][1]
+                peer, ts = str(left[0][0]), float(left[0][1])
                 runs = orjson.dumps(left).decode()
         trimmed = Entry(self.id, self.port, peer, ts, "\n".join(kept), runs,
                         extras_mod.encode(kept_x).decode(), first)
@@ -251,21 +255,22 @@ class Entry:
         if len(keep) == len(x):
             return self
         lines, runs = self.lines, self.run_list()
-        run_of = [r for r, (_, _, n) in enumerate(runs) for _ in range(n)]
+        run_of = [r for r, (_, _, n, _) in enumerate(runs) for _ in range(n)]
         kept_runs: list[list[Any]] = []
         items = []
         for i in keep:
-            peer, ts, _ = runs[run_of[i]]
+            peer, ts, _, subject = runs[run_of[i]]
             items.append(_envelopes_json(self.id_text, self.port, peer, ts, self.base + i,
-                                         [lines[i]], [x[i]]))
-            if kept_runs and kept_runs[-1][3] == run_of[i]:
+                                         [lines[i]], [x[i]], subject))
+            if kept_runs and kept_runs[-1][4] == run_of[i]:
                 kept_runs[-1][2] += 1
             else:
-                kept_runs.append([peer, ts, 1, run_of[i]])
+                kept_runs.append([peer, ts, 1, subject, run_of[i]])
         out = Entry(self.id, self.port, kept_runs[0][0], kept_runs[0][1],
                     "\n".join(lines[i] for i in keep),
-                    orjson.dumps([r[:3] for r in kept_runs]).decode() if len(kept_runs) > 1
-                    else "", extras_mod.encode([x[i] for i in keep]).decode(), self.base)
+                    orjson.dumps([r[:4] if r[3] else r[:3] for r in kept_runs]).decode()
+                    if len(kept_runs) > 1 or kept_runs[0][3] else "",
+                    extras_mod.encode([x[i] for i in keep]).decode(), self.base)
         out._json_items = ",".join(items)
         return out
 
@@ -279,7 +284,8 @@ _JSON_STRING = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"', re.DOTALL)
 
 
 def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: int,
-                    lines: list[str], extras: extras_mod.Extras | None = None) -> str:
+                    lines: list[str], extras: extras_mod.Extras | None = None,
+                    subject: str = "") -> str:
     """Exactly `json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))`
     for each line (line ids from `first_index`), joined by ",", at a fraction
     of the cost: the lines are encoded in one call, then each string body is
@@ -287,8 +293,9 @@ def _envelopes_json(id_text: str, port: int, peer: str, ts: float, first_index: 
     if not lines:
         return ""
     strings = _JSON_STRING.findall(_encode(lines))
+    who = f'"peer":{_encode(peer)},' + (f'"subject":{_encode(subject)},' if subject else "")
     head = (f'{{"id":"{id_text}-', f'","port":{_encode(port)},'
-            f'"peer":{_encode(peer)},"ts":{_encode(ts)},"data":"')
+            f'{who}"ts":{_encode(ts)},"data":"')
     if extras is not None:
         more = extras_mod.envelope_json
         return ",".join(f'{head[0]}{first_index + i}{head[1]}{text}"{more(extras[i])}}}'

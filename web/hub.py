@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -263,6 +264,8 @@ class Hub:
             for key, text in hb.items():
                 value = None if key in ("name", "host", "kind", "state") else number(text)
                 worker[key] = text if value is None else value
+            if "subjects" in hb:  # JSON text: open connections per TLS client subject
+                worker["subjects"] = _json_object(hb["subjects"])
             ts = worker.get("ts")
             if isinstance(ts, int | float):
                 worker["age"] = round(max(0.0, now - ts), 3)
@@ -283,3 +286,11 @@ class Hub:
         doc["last_id"] = format_cursor([b.last_id or (0, 0) for b in self._broadcasters])
         doc["shards"] = await self.shard_status()
         return doc
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from testkit.procs import Proc, free_port, python_module
-from tests.support.tcp_worker import StartWorker
+from tests.support.certs import make_certs
+from tests.support.tcp_worker import Dialer, StartWorker
 from tests.support.web import Publisher, StartWeb, Web
 
 
@@ -32,6 +34,16 @@ def start_worker() -> Iterator[StartWorker]:
     yield start
     for proc in procs:
         proc.stop(timeout=10)
+
+
+@pytest.fixture(params=["plain", "tls"])
+def dialer(request: pytest.FixtureRequest, tmp_path: Path) -> Dialer:
+    """A test that takes it runs twice: over plain TCP and over TLS."""
+    if request.param == "plain":
+        return Dialer()
+    certs = make_certs(tmp_path)
+    return Dialer(("--tcp-tls-cert", certs.cert_file, "--tcp-tls-key", certs.key_file),
+                  certs.client_context())
 
 
 @pytest.fixture

@@ -5,24 +5,24 @@ nothing that was sent is lost."""
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 
 import redis
 
 from testkit.procs import RedisServer, wait_until
-from tests.support.tcp_worker import StartWorker, stored_lines
+from tests.support.tcp_worker import Dialer, StartWorker, stored_lines
 
 
 def test_stalled_redis_pauses_reading_and_loses_nothing(private_redis: RedisServer,
-                                                        start_worker: StartWorker) -> None:
+                                                        start_worker: StartWorker,
+                                                        dialer: Dialer) -> None:
     proc, port = start_worker(private_redis.url, "--max-pending-bytes", "65536",
-                              "--log-level", "DEBUG")
+                              "--log-level", "DEBUG", *dialer.args)
     client = redis.Redis.from_url(private_redis.url)
     expected = [f"line {i:07d} with some padding to make it longer" for i in range(100_000)]
     payload = "".join(f"{line}\n" for line in expected).encode()
     assert private_redis.proc is not None
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with dialer.connect(port, timeout=60) as sock:
         sock.sendall(b"warm-up\n")
         wait_until(lambda: stored_lines(client) == ["warm-up"], 10, what="warm-up stored")
         private_redis.proc.signal(signal.SIGSTOP)

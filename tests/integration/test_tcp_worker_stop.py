@@ -10,7 +10,7 @@ import socket
 import redis
 
 from testkit.procs import RedisServer, wait_until
-from tests.support.tcp_worker import StartWorker, stored_lines
+from tests.support.tcp_worker import Dialer, StartWorker, stored_lines
 
 
 def read_acks_until(sock: socket.socket, total: int, timeout: float = 20) -> int:
@@ -49,12 +49,12 @@ def test_redis_outage_loses_nothing_and_worker_stays_up(private_redis: RedisServ
     assert "Traceback" not in proc.output()
 
 
-def test_sigterm_drains_busy_connections_and_exits_0(redis_url: str,
-                                                     start_worker: StartWorker) -> None:
-    proc, port = start_worker(redis_url, "--drain-timeout", "10")
+def test_sigterm_drains_busy_connections_and_exits_0(redis_url: str, start_worker: StartWorker,
+                                                     dialer: Dialer) -> None:
+    proc, port = start_worker(redis_url, "--drain-timeout", "10", *dialer.args)
     client = redis.Redis.from_url(redis_url)
-    idle = socket.create_connection(("127.0.0.1", port), timeout=10)
-    busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+    idle = dialer.connect(port)
+    busy = dialer.connect(port)
     # Every write ends in the middle of a line, so the connection is never
     # idle from the worker's point of view: it must wait for our close.
     stream = b"".join(b"busy line %d\n" % i for i in range(3000))

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from testkit.procfs import rss_kib
 from testkit.procs import wait_until
+from tests.support.supervised import System
 
 
 @dataclass
@@ -66,11 +68,15 @@ class Watch:
 
         wait_until(arrived, timeout, interval=0.1, what=f"{len(wanted)} lines at the client")
 
-    def canary(self, tcp_port: int, tag: str = "") -> None:
-        """Send one fresh line to `tcp_port` and wait until this client has it."""
+    def canary(self, tcp_port: int, tag: str = "",
+               context: ssl.SSLContext | None = None) -> None:
+        """Send one fresh line to `tcp_port` (over TLS with `context`) and
+        wait until this client has it."""
         self._count += 1
         line = f"canary-{self._count}-{tag}"
-        with socket.create_connection(("127.0.0.1", tcp_port), timeout=10) as s:
+        with socket.create_connection(("127.0.0.1", tcp_port), timeout=10) as raw, \
+                (context.wrap_socket(raw, server_hostname="127.0.0.1") if context
+                 else contextlib.nullcontext(raw)) as s:
             s.sendall(line.encode() + b"\n")
             assert ack_total(s, 1) == 1
         self.wait_for([line])
@@ -99,6 +105,18 @@ class RssSampler:
         while not self._stop.wait(0.25):
             for name, pid in self.pids.items():
                 self.peak[name] = max(self.peak[name], rss_kib(pid))
+
+
+def assert_unharmed(system: System, rss: RssSampler, before: Mapping[str, int],
+                    bound_kib: int) -> None:
+    """After an attack: the same pids as `before`, every child ready, each
+    process's peak RSS under `bound_kib`."""
+    after = system.status()
+    assert {c["name"]: c["pid"] for c in after} == before, after
+    assert all(c["state"] == "ready" for c in after), after
+    for c in after:
+        rss.peak[c["name"]] = max(rss.peak[c["name"]], rss_kib(c["pid"]))
+    assert max(rss.peak.values()) < bound_kib, rss.peak
 
 
 def ack_total(sock: socket.socket, expected: int, timeout: float = 20) -> int:

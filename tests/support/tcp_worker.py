@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 
@@ -24,3 +27,18 @@ def heartbeat(client: redis.Redis, port: int) -> dict[str, str]:
         if fields.get("port") == str(port):
             return fields
     return {}
+
+
+@dataclass(frozen=True)
+class Dialer:
+    """How a test reaches a worker: plain TCP, or TLS (`args` are the
+    worker's flags for it, `context` trusts the test's CA)."""
+
+    args: tuple[str, ...] = ()
+    context: ssl.SSLContext | None = None
+
+    def connect(self, port: int, timeout: float = 10) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if self.context is None:
+            return sock
+        return self.context.wrap_socket(sock, server_hostname="127.0.0.1")

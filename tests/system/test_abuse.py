@@ -24,12 +24,12 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from testkit.procfs import rss_kib
 from testkit.procs import wait_until
 from tests.support.abuse import (
     RssSampler,
     Watch,
     ack_total,
+    assert_unharmed,
     raw_ws_handshake,
     read_close_code,
 )
@@ -69,12 +69,7 @@ def stays_healthy(system: System, watch: Watch, rss: RssSampler) -> Iterator[Non
     normal client keeps receiving."""
     before = {c["name"]: c["pid"] for c in system.status()}
     yield
-    after = system.status()
-    assert {c["name"]: c["pid"] for c in after} == before, after
-    assert all(c["state"] == "ready" for c in after), after
-    for c in after:
-        rss.peak[c["name"]] = max(rss.peak[c["name"]], rss_kib(c["pid"]))
-    assert max(rss.peak.values()) < RSS_BOUND_KIB, rss.peak
+    assert_unharmed(system, rss, before, RSS_BOUND_KIB)
     watch.canary(system.tcp_ports[0])
 
 

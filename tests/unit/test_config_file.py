@@ -22,7 +22,10 @@ SAMPLES: dict[str, Any] = {
     "redis_password": "pw", "control_socket": "/tmp/c.sock", "tcp_worker_args": "--idle-timeout 5",
     "web_args": "--max-clients 7", "max_clients": 50, "http_timeout": 3.5,
     "allowed_origins": "http://a.example", "log_level": "debug", "log_format": "json",
-    "tcp_port": [9101, 9102], "ack": True, "redis_durable": None, "coalesce_ms": 1.5, "ack_replicas": 1,
+    "tcp_port": [9101, 9102], "ack": True, "redis_durable": None, "coalesce_ms": 1.5,
+    "ack_replicas": 1, "proxy_protocol": True,
+    "tls_handshake_timeout": 4.5, "tcp_tls_cert": None, "tcp_tls_key": None,
+    "tcp_tls_client_ca": None, "tcp_allow": "127.0.0.0/8",
     "spares": False, "jwt_secret": "s" * 32, "jwt_public_key": None, "metrics_token": "m",
     "http_tls_cert": None, "http_tls_key": None,
 }

@@ -11,7 +11,7 @@ from tcpws.protocol import Entry
 
 def pending(ts: float, *lines: str) -> _Pending:
     text = "\n".join(lines)
-    return _Pending(ts, [text], len(lines), len(lines), len(text) + 1)
+    return _Pending(ts, "", [text], len(lines), len(lines), len(text) + 1)
 
 
 def as_entries(raw: list[tuple[int, str, float, str, str, str]]) -> list[Entry]:

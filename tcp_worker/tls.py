@@ -1,0 +1,109 @@
+"""TLS on the tcp worker's port: the context built once from the flags, the
+sender's subject under mutual TLS, and why a handshake failed, as one of
+`HANDSHAKE_CAUSES` (a failed handshake is ordinary traffic: scanners, a
+plain-text client, a wrong port; it is counted by cause, not raised)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Protocol
+
+from tcpws.keyfiles import tcp_tls_context
+from tcpws.logs import CauseLog
+
+from .config import Config
+from .stats import WorkerStats
+
+HANDSHAKE_CAUSES = (
+    "timeout",  # no handshake within --tls-handshake-timeout
+    "not_tls",  # plain text (or HTTP) on the TLS port
+    "unknown_ca",  # a client certificate that --tcp-tls-client-ca did not sign
+    "cert_expired",  # a client certificate out of its validity period
+    "no_cert",  # mutual TLS and no client certificate
+    "rejected_by_client",  # the sender refused our certificate
+    "closed",  # the sender went away during the handshake
+    "other",
+)
+_EXPIRED_CODES = {9, 10}  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
+            "UNSUPPORTED_PROTOCOL", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
+            "PACKET_LENGTH_TOO_LONG", "UNEXPECTED_RECORD"}
+
+
+def context_for(config: Config) -> ssl.SSLContext | None:
+    """The port's TLS context, or None for plain TCP (files checked at start)."""
+    if not (config.tls_cert and config.tls_key):
+        return None
+    return tcp_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+
+
+def subject_of(transport: asyncio.BaseTransport) -> str:
+    """The common name of the sender's certificate ("" without one)."""
+    cert: Any = transport.get_extra_info("peercert")
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return ""
+
+
+def handshake_cause(exc: BaseException) -> str:
+    """Which of HANDSHAKE_CAUSES a failed handshake's exception means."""
+    if isinstance(exc, TimeoutError) or (
+            isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc)):
+        return "timeout"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "cert_expired" if exc.verify_code in _EXPIRED_CODES else "unknown_ca"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+        return "closed"
+    if isinstance(exc, ssl.SSLError):
+        reason = str(exc.reason or "")
+        if reason in _NOT_TLS:
+            return "not_tls"
+        if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
+            return "no_cert"
+        if "ALERT" in reason:
+            return "rejected_by_client"
+        return "other"
+    if isinstance(exc, ConnectionError | EOFError):
+        return "closed"
+    return "other"
+
+
+class _Guarded(Protocol):
+    """The connection behind a PlainPortGuard (tcp_worker.server.Connection)."""
+
+    peer: str
+
+    def data_received(self, data: bytes) -> None: ...
+    def eof_received(self) -> bool | None: ...
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+
+class PlainPortGuard(asyncio.Protocol):
+    """The protocol of a plain-TCP connection until its first read: if that
+    starts like a TLS handshake record (0x16 0x03, never text), the sender
+    is speaking TLS to a plain port, so it is closed and counted instead of
+    its ClientHello being framed into lines. Otherwise the connection's own
+    protocol is put back, and every later read goes straight to it."""
+
+    def __init__(self, conn: _Guarded, transport: asyncio.Transport, stats: WorkerStats,
+                 cause_log: CauseLog) -> None:
+        self._conn, self._transport, self._stats, self._log = conn, transport, stats, cause_log
+
+    def data_received(self, data: bytes) -> None:
+        if data[:2] == b"\x16\x03":
+            self._stats.tls_on_plain += 1
+            self._log.note("tls_on_plain", f"closed {self._conn.peer}: a TLS handshake on a "
+                                           "plain TCP port (no --tcp-tls-cert)")
+            self._transport.abort()
+            return
+        self._transport.set_protocol(self._conn)  # type: ignore[arg-type]
+        self._conn.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._conn.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._conn.connection_lost(exc)

@@ -61,7 +61,9 @@ def redis_argv(
     if durable_dir:
         argv += ["--dir", durable_dir, "--appendonly", "yes", "--appendfsync", "always"]
     else:
-        argv += ["--appendonly", "no"]
+        # A dump.rdb left in the working directory (by some other Redis) would
+        # be loaded at start: a bus starts empty, so it reads no file at all.
+        argv += ["--appendonly", "no", "--dbfilename", "tcpws-bus-never-saved.rdb"]
     if password:
         argv += ["--requirepass", password]
     return argv

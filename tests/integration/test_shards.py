@@ -111,6 +111,19 @@ async def wait_for(condition: Callable[[], object], within: float, what: str) ->
     await asyncio.to_thread(wait_until, condition, within, 0.05, what)
 
 
+async def last_line_each(senders: list[Sender], clients: list[list[Collector]]) -> None:
+    """One more line per sender, then wait until every client (a list of the
+    Collectors that together make one client) has it: a duplicate of an
+    earlier line of a shard would have come before it."""
+    for s in senders:
+        await s.send(1)
+    last = {s.expected()[-1] for s in senders}
+
+    def all_have_it() -> bool:
+        return all(last <= {line for c in parts for line in c.lines} for parts in clients)
+    await wait_for(all_have_it, 20, "a last line per port, after any duplicate")
+
+
 def exactly_once(lines: list[str], senders: list[Sender]) -> None:
     expected = Counter(line for s in senders for line in s.expected())
     got = Counter(lines)
@@ -157,7 +170,7 @@ async def test_three_ports_over_three_shards_resume_exactly_once(
                 await wait_for(lambda: len(first.lines) >= total, 20, "first client has all")
                 await wait_for(lambda: len(second.lines) + len(resumed.lines) >= total, 20,
                                "resumed client has all")
-                await asyncio.sleep(0.3)  # a duplicate would arrive now
+                await last_line_each(senders, [[first], [second, resumed]])
                 for task in (first.task, resumed.task):
                     task.cancel()
         exactly_once(first.lines, senders)
@@ -231,7 +244,7 @@ async def test_one_shard_killed_holds_only_its_port_and_loses_nothing(
                 await wait_for(lambda: len(live.lines) >= total, 30, "the live client has all")
                 await wait_for(lambda: len(away.lines) + len(back.lines) >= total, 30,
                                "the resumed client has all")
-                await asyncio.sleep(0.3)
+                await last_line_each(senders, [[live], [away, back]])
                 back.task.cancel()
             live.task.cancel()
         exactly_once(live.lines, senders)

@@ -130,7 +130,9 @@ def test_tls_and_mutual_tls_bad_cases_and_kill_9(tmp_path: Path) -> None:
         wait_until(lambda: system.child(f"tcp.{port}.1")["pid"] not in (None, victim)
                    and system.child(f"tcp.{port}.1")["state"] == "ready", 30,
                    what="the tcp worker back")
-        time.sleep(1)
+        written = churn.written
+        wait_until(lambda: churn.written > written + 50, 30,
+                   what="the churning sender writing on to the new worker")
         churn.stop.set()
         churn.join(30)
         with open_sender(port, client_context(certs, "sender-after")) as after:

@@ -144,16 +144,22 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     return p
 
 
+def _switch(parser: argparse.ArgumentParser, given: bool | None, environ: Mapping[str, str],
+            env: str) -> bool:
+    """A switch: the flag if given, else its environment variable (a boolean)."""
+    if given is not None:
+        return given
+    try:
+        return cli.boolean(environ.get(env, ""))
+    except cli.BadValue as exc:
+        parser.error(f"{env}: {exc}")
+
+
 def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
     """Parse flags over environment over defaults; exit 2 on anything bad."""
     parser = build_parser(environ)
     ns = parser.parse_args(list(argv))
-    ack = ns.ack
-    if ack is None:
-        try:
-            ack = cli.boolean(environ.get("TCPWS_ACK", ""))
-        except cli.BadValue as exc:
-            parser.error(f"TCPWS_ACK: {exc}")
+    ack = _switch(parser, ns.ack, environ, "TCPWS_ACK")
     if ns.ack_replicas and not ack:
         parser.error("--ack-replicas needs --ack (it says when an ack is sent)")
     try:
@@ -168,12 +174,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parse = perport.parse_choice(ns.parse, environ.get("TCPWS_PARSE", ""))
     except cli.BadValue as exc:
         parser.error(f"{'--parse' if ns.parse else 'TCPWS_PARSE'}: {exc}")
-    proxy = ns.proxy_protocol
-    if proxy is None:
-        try:
-            proxy = cli.boolean(environ.get("TCPWS_PROXY_PROTOCOL", ""))
-        except cli.BadValue as exc:
-            parser.error(f"TCPWS_PROXY_PROTOCOL: {exc}")
+    proxy = _switch(parser, ns.proxy_protocol, environ, "TCPWS_PROXY_PROTOCOL")
     try:
         child = cli.ChildEnv.from_environ(environ)
         check_tcp_tls_flags(ns.tcp_tls_cert, ns.tcp_tls_key, ns.tcp_tls_client_ca)

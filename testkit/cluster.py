@@ -17,13 +17,12 @@ import argparse
 import contextlib
 import random
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from testkit.procs import Proc, wait_until
+from testkit.procs import Proc, port_free, wait_until
 
 REDIS7_DIR = Path("/usr/local/lib/tcpws-redis7")
 REDIS7_SERVER = REDIS7_DIR / "redis-server"
@@ -32,20 +31,11 @@ NODES = 6
 BUS_OFFSET = 10000
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_base_port(tries: int = 200) -> int:
     """A base port whose NODES ports and their bus ports are all free."""
     for _ in range(tries):
         base = random.randrange(20000, 45000 - NODES)
-        if all(_free(base + i) and _free(base + i + BUS_OFFSET) for i in range(NODES)):
+        if all(port_free(base + i) and port_free(base + i + BUS_OFFSET) for i in range(NODES)):
             return base
     raise RuntimeError("no free port range for a cluster")
 

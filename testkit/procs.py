@@ -49,6 +49,16 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether `port` can be bound now (nothing listens on it, nothing holds it)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class Proc:
     """A child process with its output collected line by line."""
 

@@ -27,7 +27,16 @@ from websockets.sync.client import connect as ws_connect
 
 from tcpws.protocol import LIVE_CHANNEL, decode_live
 from testkit.procfs import pid_alive
-from testkit.procs import PYTHON, ROOT, Proc, free_port, port_open, python_module, wait_until
+from testkit.procs import (
+    PYTHON,
+    ROOT,
+    Proc,
+    free_port,
+    port_free,
+    port_open,
+    python_module,
+    wait_until,
+)
 
 NO_SOCKET = {"TCPWS_REDIS_SOCKET": ""}  # the redis entry alone: no socket in the checkout
 STARTED = re.compile(r"system\s+\| (\S+) started \(pid=(\d+)\)")
@@ -43,15 +52,6 @@ def finish(proc: Proc, timeout: float = 10.0) -> None:
         proc.popen.stdout.close()
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port_base(tcp_workers: int) -> int:
     """A base B such that B (redis), B+100 (web) and B+200.. (tcp) are free:
     honcho's rule is +100 per Procfile entry, +1 per instance."""
@@ -59,7 +59,7 @@ def free_port_base(tcp_workers: int) -> int:
     for _ in range(200):
         base = rng.randrange(20000, 60000)
         ports = [base, base + 100, *(base + 200 + i for i in range(tcp_workers))]
-        if all(port_is_free(p) for p in ports):
+        if all(port_free(p) for p in ports):
             return base
     raise RuntimeError("no free port block for honcho")
 

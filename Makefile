@@ -8,7 +8,8 @@ ARGS   ?=
 
 .PHONY: run test lint unit bench soak chaos browser nginx rsyslog systemd-tools curl redis7 cluster haproxy clean
 
-$(STAMP): pyproject.toml
+# setup.py builds the framers' C scan (tcp_worker/framings/_scan.c) in place.
+$(STAMP): pyproject.toml setup.py tcp_worker/framings/_scan.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tcpws needs Python 3.11 or newer")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -77,4 +78,5 @@ chaos: $(STAMP)
 	$(PY) -m benchmarks.chaos $(ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build
+	rm -f tcp_worker/framings/_scan.*.so

@@ -31,6 +31,7 @@ from tcpws.protocol import HEARTBEAT_INTERVAL
 from tcpws.redisconn import connect, redact_url
 
 from .config import Config, from_args
+from .framings.scan import log_implementation
 from .publisher import Publisher
 from .server import TcpServer
 from .stats import WorkerStats
@@ -112,6 +113,8 @@ class Worker:
             log.info("%s ready on %s:%d (Redis %s, ack %s, loop %s)", self.config.name, host,
                      port, redact_url(self.config.redis_url), "on" if self.config.ack else "off",
                      type(loop).__module__.split(".")[0])
+            if self.config.framing != "newline":
+                log_implementation()  # which scan the length-prefixed framers use
             await self.should_exit.wait()
             return await self.shutdown()
         finally:

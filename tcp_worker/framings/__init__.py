@@ -46,14 +46,15 @@ class StreamFramer(Protocol):
     def abandon(self) -> int: ...
 
 
-def make_framer(method: str, max_line_bytes: int) -> StreamFramer:
-    """A new framer for one connection; `method` is one of FRAMING_METHODS."""
+def make_framer(method: str, max_line_bytes: int, compiled: bool | None = None) -> StreamFramer:
+    """A new framer for one connection; `method` is one of FRAMING_METHODS;
+    `compiled`: the length-prefixed methods' scan (see `OctetFramer`)."""
     if method == "newline":
         return NewlineFramer(max_line_bytes)
     if method == "octet-count":
-        return OctetFramer(max_line_bytes)
+        return OctetFramer(max_line_bytes, compiled=compiled)
     if method == "syslog":
-        return OctetFramer(max_line_bytes, mixed=True)
+        return OctetFramer(max_line_bytes, mixed=True, compiled=compiled)
     if method == "length32":
-        return Length32Framer(max_line_bytes)
+        return Length32Framer(max_line_bytes, compiled=compiled)
     raise ValueError(f"unknown framing method {method!r} (expected {', '.join(FRAMING_METHODS)})")

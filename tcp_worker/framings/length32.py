@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 from .base import LENGTH32_OVER_LIMIT, PrefixFramer
+from .scan import COMPILED_LENGTH32, Length32Scan, length32_frames
 
 _length_at = struct.Struct(">I").unpack_from
 
@@ -14,13 +15,25 @@ _length_at = struct.Struct(">I").unpack_from
 class Length32Framer(PrefixFramer):
     """`length32` framing."""
 
-    __slots__ = ()
+    __slots__ = ("_fast",)
+
+    def __init__(self, max_line_bytes: int = 65536, *, compiled: bool | None = None) -> None:
+        """`compiled`: as `OctetFramer`'s."""
+        super().__init__(max_line_bytes)
+        if compiled and COMPILED_LENGTH32 is None:
+            raise RuntimeError("the compiled length32 scan is not importable")
+        use = COMPILED_LENGTH32 if compiled is not False else None
+        self._fast: Length32Scan = use or length32_frames
 
     def _scan(self, data: bytes) -> tuple[list[bytes], int]:
         frames: list[bytes] = []
-        size, limit = len(data), self.max_line_bytes
+        size, limit, fast = len(data), self.max_line_bytes, self._fast
         pos = 0
-        while size - pos >= 4:
+        while True:
+            pos = fast(data, pos, limit, frames)  # the common frames
+            if size - pos < 4:
+                self._need = 4
+                return frames, pos
             (length,) = _length_at(data, pos)
             if length > limit:
                 self._fail(LENGTH32_OVER_LIMIT)
@@ -34,5 +47,3 @@ class Length32Framer(PrefixFramer):
             else:
                 self.dropped_empty += 1
             pos = end
-        self._need = 4
-        return frames, pos

@@ -15,6 +15,7 @@ import re
 from ..framing import EMPTY, Block
 from .base import NO_SPACE, NOT_DIGITS, OVER_LIMIT, PrefixFramer
 from .counted_lines import counted_lines
+from .scan import COMPILED_OCTET, OctetScan, octet_frames
 
 _LINE = -1  # `_need` while the unfinished frame is newline-delimited
 _DIGITS = b"0123456789"
@@ -24,11 +25,18 @@ _DIGIT_LINE = re.compile(rb"\n[0-9]").search  # where newline frames give way to
 class OctetFramer(PrefixFramer):
     """`octet-count` (mixed=False) or `syslog` (mixed=True) framing."""
 
-    __slots__ = ("_discarding", "_hard", "_max_digits", "mixed")
+    __slots__ = ("_discarding", "_fast", "_hard", "_max_digits", "mixed")
 
-    def __init__(self, max_line_bytes: int = 65536, *, mixed: bool = False) -> None:
+    def __init__(self, max_line_bytes: int = 65536, *, mixed: bool = False,
+                 compiled: bool | None = None) -> None:
+        """`compiled`: use the compiled scan (True), the pure one (False), or
+        the compiled one when it is importable (None)."""
         super().__init__(max_line_bytes)
         self.mixed = mixed
+        if compiled and COMPILED_OCTET is None:
+            raise RuntimeError("the compiled octet scan is not importable")
+        use = COMPILED_OCTET if compiled is not False else None
+        self._fast: OctetScan | None = use  # None: the pure scan (after `counted_lines`)
         self._hard = max_line_bytes + 2  # LEN may count a "\r\n" the limit does not
         self._max_digits = len(str(self._hard))
         self._discarding = False  # inside an over-long newline frame
@@ -64,22 +72,19 @@ class OctetFramer(PrefixFramer):
 
     def _scan(self, data: bytes) -> tuple[list[bytes], int]:
         limit, reach = self.max_line_bytes, self._max_digits + 1
-        frames, pos = counted_lines(data, limit, reach)
-        append, find, size = frames.append, data.find, len(data)
+        fast = self._fast
+        if fast is None:  # pure: rsyslog-style chunks in bulk first
+            fast = octet_frames
+            frames, pos = counted_lines(data, limit, reach)
+        else:
+            frames, pos = [], 0
+        size = len(data)
         while pos < size:
-            # The common frame in as few steps as possible; anything else
-            # (another kind of frame, an edge, an error) goes to `_step`.
-            sp = find(b" ", pos, pos + reach)
-            if sp > pos:
-                head = data[pos:sp]
-                if head.isdigit():
-                    start = sp + 1
-                    end = start + int(head)
-                    cut = end - 1 if end <= size and data[end - 1] == 10 else end
-                    if start < cut <= size and cut - start <= limit and data[cut - 1] != 13:
-                        append(data[start:cut])
-                        pos = end
-                        continue
+            # The common frames in as few steps as possible (`scan`); anything
+            # else (another kind of frame, an edge, an error) goes to `_step`.
+            pos = fast(data, pos, limit, reach, frames)
+            if pos >= size:
+                break
             step = self._step(data, pos, frames)
             if step is None:
                 return frames, size

@@ -50,9 +50,11 @@ def header_bound(method: str, limit: int) -> int:
             "length32": 4 + limit, "newline": limit + 1}[method]
 
 
-def run(method: str, limit: int, chunks: list[bytes]) -> tuple[Outcome, StreamFramer]:
-    """Feed `chunks` as a connection does: stop at an error, else finish."""
-    framer = make_framer(method, limit)
+def run(method: str, limit: int, chunks: list[bytes],
+        compiled: bool | None = None) -> tuple[Outcome, StreamFramer]:
+    """Feed `chunks` as a connection does: stop at an error, else finish.
+    `compiled`: which scan (see tcp_worker.framings.scan; None: the default)."""
+    framer = make_framer(method, limit, compiled)
     out = Outcome()
 
     def take(text: str, count: int) -> None:

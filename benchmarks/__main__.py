@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import devices_phase, report, scenarios, sse
+from benchmarks import devices_phase, framings_phase, report, scenarios, sse
 from benchmarks.measure import raise_nofile
 from benchmarks.systems import ROOT, Original, Ours, Service, System
 
@@ -44,18 +44,24 @@ class Sizes:
     devices: tuple[tuple[int, float], ...]    # (connections, lines/s each)
     device_seconds: float
     device_clients: int = 10
+    framing_lines: int = 1_000_000            # flat out per framing method and round
+    framing_rounds: int = 2
+    parse_lines: int = 200_000                # --parse syslog cost, tcp worker alone
 
 
 PROFILES = {
     "full": Sizes(((1, 3_000_000), (10, 1_000_000), (100, 100_000)), (1_000, 10_000), 10.0,
                   10, (1_000, 10_000), 3_000_000, 120.0, ((1_000, 10.0), (10_000, 1.0)), 10.0),
     "quick": Sizes(((1, 1_000_000), (10, 300_000), (100, 30_000)), (1_000, 10_000), 3.0, 10,
-                   (1_000,), 1_000_000, 60.0, ((1_000, 10.0), (10_000, 1.0)), 3.0),
+                   (1_000,), 1_000_000, 60.0, ((1_000, 10.0), (10_000, 1.0)), 3.0,
+                  framing_lines=300_000, parse_lines=100_000),
     "smoke": Sizes(((1, 3_000), (10, 2_000), (100, 300)), (1_000,), 1.0, 2, (100,), 0, 30.0,
-                   ((100, 5.0),), 1.0, 2),
+                   ((100, 5.0),), 1.0, 2, framing_lines=3_000, framing_rounds=1,
+                   parse_lines=2_000),
 }
 # The phases, in the order they run; `--phases` picks some.
-PHASES = ("throughput", "latency", "devices", "recovery", "memory", "shutdown", "sse")
+PHASES = ("throughput", "latency", "devices", "recovery", "memory", "shutdown", "sse",
+          "framings")
 
 
 class Progress:
@@ -161,6 +167,10 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "",
             progress(f"{system.name}: idle {kind} connections: {text}")
     if "sse" in phases:
         results["sse"] = sse.attempt_run(sizes, progress, web_args)
+    if "framings" in phases:
+        results["ours"]["framings"] = attempt(progress, "ours framings", partial(
+            framings_phase.run, sizes.framing_lines, sizes.parse_lines, sizes.framing_rounds,
+            sizes.phase_timeout, progress))
     if sizes.loaded_shutdown_lines and "shutdown" in phases:
         for fresh in (Original(), Ours(web_args=web_args)):
             fresh.start()
@@ -222,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                        "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    summary = report.markdown(results) + sse.markdown(results["sse"],
-                                                      results["ours"].get("memory_ws"))
+    summary = report.markdown(results) + (sse.markdown(results["sse"], results["ours"].get(
+        "memory_ws")) if "sse" in results else "")
     (out / "summary.md").write_text(summary)
     report.plot(results, out / "bench.png")
     print(summary)

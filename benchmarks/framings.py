@@ -11,10 +11,10 @@ the parser, so a change to either can be compared with the code before it."""
 from __future__ import annotations
 
 import argparse
-import struct
 import time
 from typing import Any
 
+from benchmarks.framed import frame
 from tcp_worker.framing import Framer
 from tcp_worker.framings import make_framer
 from tcpws.syslog import parse
@@ -24,13 +24,11 @@ LINE = (b'<13>1 2026-12-04T17:58:29.251005+00:00 vm root - - [timeQuality tzKnow
 
 
 def encode(method: str, line: bytes, count: int) -> bytes:
-    if method in ("newline", "plain", "syslog-lines"):
+    if method in ("plain", "syslog-lines"):
         return (line + b"\n") * count
-    if method in ("octet-count", "syslog"):
-        return (b"%d %s" % (len(line), line)) * count
     if method == "octet-count-nl":  # as rsyslog sends: MSG ends with a counted "\n"
         return (b"%d %s\n" % (len(line) + 1, line)) * count
-    return (struct.pack(">I", len(line)) + line) * count
+    return frame(method, line) * count
 
 
 METHODS = ("plain", "newline", "octet-count", "octet-count-nl", "syslog", "syslog-lines",

@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import struct
 import sys
 import time
 
 import redis.asyncio as aioredis
 
+from benchmarks.framed import METHODS, frame
 from testkit.procfs import cpu_seconds
 from testkit.procs import Proc, RedisServer, free_port, python_module
 
@@ -70,14 +70,6 @@ def payloads(lines: int, connections: int, framing: str = "newline",
         b"conn %d line %08d some payload text"
     return [b"".join(frame(framing, text % (c, i)) for i in range(per))
             for c in range(connections)]
-
-
-def frame(framing: str, line: bytes) -> bytes:
-    if framing in ("octet-count", "syslog"):
-        return b"%d %s" % (len(line), line)
-    if framing == "length32":
-        return struct.pack(">I", len(line)) + line
-    return line + b"\n"
 
 
 async def serve_baseline(port: int, redis_url: str) -> None:
@@ -187,8 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--rate", type=float, help="paced mode: lines/s on one connection")
     parser.add_argument("--seconds", type=float, default=10.0, help="paced mode: duration")
-    parser.add_argument("--framing", default="newline",
-                        choices=("newline", "octet-count", "syslog", "length32"))
+    parser.add_argument("--framing", default="newline", choices=METHODS)
     parser.add_argument("--parse", choices=("syslog",), help="send syslog lines, parse them")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)

@@ -29,6 +29,7 @@ from typing import Any
 
 import uvloop
 
+from benchmarks.framed import METHODS, reframe
 from benchmarks.sse import client_protocol
 from benchmarks.wsclient import LineCounter, WsClient, make_line, open_clients, timestamp
 
@@ -176,8 +177,8 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
     ports = [int(p) for p in args.ports.split(",")]
     share = [args.lines // args.senders + (i < args.lines % args.senders)
              for i in range(args.senders)]
-    payloads = [] if args.rate else [flat_payload(i, share[i], args.line_bytes)
-                                      for i in range(args.senders)]
+    payloads = [] if args.rate else [reframe(flat_payload(i, share[i], args.line_bytes),
+                                             args.framing) for i in range(args.senders)]
     cpu0 = cpu_used()  # building the payloads is not part of the phase
     t0 = time.monotonic()
     async with asyncio.timeout(args.timeout):
@@ -238,6 +239,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--prime-timeout", type=float, default=30.0)
     p.add_argument("--prime-tags", type=int, default=1,
                    help="distinct probe lines (one per TCP port) before PRIMED")
+    p.add_argument("--framing", choices=METHODS, default="newline",
+                   help="how flat-out senders frame their lines (the ports' --framing)")
     p.add_argument("--kind", choices=["ws", "tcp"], default="ws")
     p.add_argument("--steps", default="1000")
     return p.parse_args(argv)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from benchmarks.framings_phase import framing_goals, framing_rows
 from benchmarks.report_devices import device_goals, device_keys, device_rows, plot_devices
 from benchmarks.rows import Results, Row, get
 
@@ -36,6 +37,7 @@ def rows(results: Results) -> list[Row]:
             out.append(Row(f"latency at {rate:,} lines/s: {q}", "ms",
                            None if o is None else o * 1e3, None if u is None else u * 1e3, False))
     out += device_rows(results)
+    out += framing_rows(results)
     for kind, label in (("ws", "WebSocket"), ("tcp", "TCP connection")):
         counts = sorted({m["connections"] for m in results.get("ours", {}).get(f"memory_{kind}")
                          or [] if isinstance(m, dict)})
@@ -102,6 +104,7 @@ def goals(results: Results) -> list[tuple[str, str, bool | None]]:
             out.append((f"≤ {limit:g} KB per idle {kind} connection",
                         f"{kb:.1f} KB at {biggest['connections']:,}", kb <= limit))
     out += device_goals(results)
+    out += framing_goals(results)
     rec = get(results, "ours", "recovery", "seconds")
     if "recovery" in ours:
         out.append(("kill -9 of a TCP worker → accepting again ≤ 0.5 s",

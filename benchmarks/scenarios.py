@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from benchmarks.framed import frame
 from benchmarks.measure import settled
 from benchmarks.systems import Ours, Service, System
 from testkit.procfs import cmdline, total_cpu, total_rss_kib
@@ -72,9 +73,9 @@ def loadgen(*args: str) -> Iterator[LoadProc]:
         proc.kill()
 
 
-def send_probe(port: int, text: bytes) -> None:
+def send_probe(port: int, text: bytes, framing: str = "newline") -> None:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
-        s.sendall(text + b"\n")
+        s.sendall(frame(framing, text))
 
 
 def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
@@ -83,7 +84,7 @@ def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         for port in system.tcp_ports:
-            send_probe(port, b"p%d" % port)
+            send_probe(port, b"p%d" % port, system.framings.get(port, "newline"))
         with contextlib.suppress(TimeoutError):
             clients.expect("PRIMED", 0.2)
             return
@@ -99,22 +100,27 @@ def client_args(system: System, clients: int, expect: int, timeout: float,
     return [*args, "--latency"] if latency else args
 
 
-def sender_args(system: System, lines: int, timeout: float, rate: float = 0.0) -> list[str]:
-    return ["senders", "--ports", ",".join(map(str, system.tcp_ports)), "--lines", str(lines),
+def sender_args(system: System, lines: int, timeout: float, rate: float = 0.0,
+                port: int | None = None) -> list[str]:
+    """Senders over every TCP port, or (`port`) only that one, in its framing."""
+    ports = system.tcp_ports if port is None else [port]
+    framing = system.framings.get(port, "newline") if port is not None else "newline"
+    return ["senders", "--ports", ",".join(map(str, ports)), "--lines", str(lines),
             "--senders", str(SENDERS), "--rate", str(rate), "--timeout", str(timeout),
-            "--line-bytes", str(LINE_BYTES)]
+            "--line-bytes", str(LINE_BYTES), "--framing", framing]
 
 
 def deliver(system: System, clients: int, lines: int, timeout: float,
-            rate: float = 0.0, path: str = "/ws") -> dict[str, Any]:
-    """Send `lines` (flat out, or paced at `rate`) and count what each of
-    `clients` WebSocket (or, `path="/sse"`, SSE) clients got."""
+            rate: float = 0.0, path: str = "/ws", port: int | None = None) -> dict[str, Any]:
+    """Send `lines` (flat out, or paced at `rate`; to every TCP port, or only
+    to `port`) and count what each of `clients` WebSocket (or,
+    `path="/sse"`, SSE) clients got."""
     with loadgen(*client_args(system, clients, lines, timeout, bool(rate), path)) as cl:
         cl.expect("READY", 120)
         prime(system, cl)
         groups = system.cpu_groups()
         cpu0 = {kind: total_cpu(pids) for kind, pids in groups.items()}
-        with loadgen(*sender_args(system, lines, timeout, rate)) as snd:
+        with loadgen(*sender_args(system, lines, timeout, rate, port)) as snd:
             sent = snd.result(timeout + 10)
         got = cl.result(timeout + 15)
         cpu = {kind: total_cpu(pids) - cpu0[kind] for kind, pids in groups.items()}

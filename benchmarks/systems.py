@@ -112,6 +112,7 @@ class System:
     def __init__(self, tcp_ports: int = 3) -> None:
         self.http_port = free_port()
         self.tcp_ports = [free_port() for _ in range(tcp_ports)]
+        self.framings: dict[int, str] = {}  # a port's --framing, when not newline
         self.services: list[Service] = []
 
     @property

@@ -46,3 +46,12 @@ def test_bench_smoke(tmp_path: Path) -> None:
             r = results["sse"][transport][key]
             assert r["lost"] == 0 and r["broken"] == 0, (transport, key, r)
     assert results["sse"]["sse"]["memory"][0]["connections"] == 100
+    framings = ours["framings"]  # benchmarks/framings_phase.py: one port per method
+    assert "error" not in framings, framings
+    for method in ("newline", "octet-count", "length32"):
+        r = framings["flat_out"][method]
+        assert r["lost"] == 0 and r["broken"] == 0 and r["per_client"] > 0, (method, r)
+    assert framings["parse_syslog"]["parse_us"] > 0
+    summary = (out / "summary.md").read_text()
+    assert "octet-count flat out ≥ 0.8× newline" in summary
+    assert "--parse syslog: tcp worker CPU per line" in summary

@@ -158,7 +158,7 @@ _KINDS: dict[str, str] = {
     **{key: "float" for key in ("stop_timeout", "start_timeout", "http_timeout")},
     "tcp_port": "ports", "ack": "bool", "redis_durable": "bool", "spares": "bool",
     "proxy_protocol": "bool", "tls_handshake_timeout": "float",
-    "coalesce_ms": "float",
+    "coalesce_ms": "float", "framing": "items", "parse": "items",
 }
 _SWITCHES = {
     "--ack": ("TCPWS_ACK", "tcp workers acknowledge stored lines (+N)"),
@@ -306,16 +306,26 @@ def default_control_socket(http_port: int, environ: Mapping[str, str]) -> str:
     return f"/tmp/tcpws-{os.getuid()}-{http_port}.sock"
 
 
-def _per_port(given: list[str] | None, flag: str, env: str, environ: Mapping[str, str],
+def _per_port(layers: _Layers, given: list[str] | None, flag: str, env: str,
               item: Callable[[str], perport.Item], default: str | None,
               tcp_ports: tuple[int, ...]) -> perport.PerPort:
-    """--framing / --parse: the flags, else the variable; a PORT= item must
-    name one of the tcp ports."""
-    source = flag if given else env
+    """--framing / --parse: the flags, else the variable, else the file's
+    key (a string of comma-separated items, or a list of them); a PORT= item
+    must name one of the tcp ports."""
+    key = key_of(flag)
+    in_file = layers.file.get(key) if layers.file is not None else None
+    if given:
+        source, texts = flag, given
+    elif layers.environ.get(env, "").strip():
+        source, texts = env, layers.environ[env].split(",")
+    elif in_file is not None and layers.file is not None:
+        source = f"{layers.file.path}: {key}"
+        texts = in_file.split(",") if isinstance(in_file, str) else list(in_file)
+    else:
+        source, texts = "", []
+    layers.note(flag, source)
     try:
-        items = [item(text) for text in given] if given else \
-            perport.env_items(environ.get(env, ""), item)
-        choice = perport.PerPort.of(items, default)
+        choice = perport.PerPort.of((item(t) for t in texts if t.strip()), default)
     except cli.BadValue as exc:
         raise ConfigError(f"{source}: {exc}") from None
     for port, _ in choice.ports:
@@ -393,9 +403,9 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
         tcp_worker_args=_child_args(layers, "tcp_worker", v["--tcp-worker-args"]),
         web_args=_child_args(layers, "web", v["--web-args"]),
         max_clients=v["--max-clients"], coalesce_ms=v["--coalesce-ms"],
-        framing=_per_port(ns.framing, "--framing", "TCPWS_FRAMING", environ,
+        framing=_per_port(layers, ns.framing, "--framing", "TCPWS_FRAMING",
                           perport.framing_item, perport.DEFAULT_FRAMING, tcp_ports),
-        parse=_per_port(ns.parse, "--parse", "TCPWS_PARSE", environ, perport.parse_item,
+        parse=_per_port(layers, ns.parse, "--parse", "TCPWS_PARSE", perport.parse_item,
                         None, tcp_ports),
         http_timeout=v["--http-timeout"],
         allowed_origins=v["--allowed-origins"],

@@ -58,8 +58,8 @@ def key_of(flag: str) -> str:
 
 
 def check_type(path: str, key: str, value: Any, kind: str) -> None:
-    """`kind`: str, int, float, bool, or ports (an int, a list of ints, or a
-    comma list as a string)."""
+    """`kind`: str, int, float, bool, ports (an int, a list of ints, or a
+    comma list as a string), or items (a string, or a list of strings)."""
     ok = {
         "str": isinstance(value, str),
         "int": isinstance(value, int) and not isinstance(value, bool),
@@ -68,10 +68,13 @@ def check_type(path: str, key: str, value: Any, kind: str) -> None:
         "ports": (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
         or (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
                                             for v in value)),
+        "items": isinstance(value, str)
+        or (isinstance(value, list) and all(isinstance(v, str) for v in value)),
     }[kind]
     if not ok:
         wanted = {"str": "a string", "int": "an integer", "float": "a number",
-                  "bool": "true or false", "ports": "a port or a list of ports"}[kind]
+                  "bool": "true or false", "ports": "a port or a list of ports",
+                  "items": "a string or a list of strings"}[kind]
         raise FileError(f"{path}: {key}: expected {wanted}, not {value!r}")
 
 

@@ -9,6 +9,7 @@ from dataclasses import fields
 from typing import Any
 
 from supervisor.config import SupervisorConfig
+from tcpws.perport import PerPort
 from tcpws.redisconn import redact_url
 
 MASK = "***"
@@ -54,6 +55,8 @@ def render(config: SupervisorConfig) -> str:
             value = redact_url(str(value))
         elif key == "redis_listen":
             value = f"{value[0]}:{value[1]}"
+        elif isinstance(value, PerPort):
+            value = value.items()  # as the file's key takes it
         lines.append(f"{key} = {_toml(value)}  # {config.sources.get(key, 'default')}")
     for table, argv in (("tcp_worker", config.tcp_worker_args), ("web", config.web_args)):
         lines.append(f"[{table}]  # children's extra flags, in the order given to them")

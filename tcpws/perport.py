@@ -77,12 +77,15 @@ class PerPort:
                 return choice
         return self.default
 
+    def items(self) -> list[str]:
+        """The choices as items (`METHOD`, `PORT=METHOD`): flag values, or a
+        config-file list."""
+        every = [self.default] if self.default is not None else []
+        return every + [f"{port}={choice}" for port, choice in self.ports]
+
     def to_args(self, flag: str) -> list[str]:
         """The flags that give the same choices (to hand to a child)."""
-        out = [flag, self.default] if self.default is not None else []
-        for port, choice in self.ports:
-            out += [flag, f"{port}={choice}"]
-        return out
+        return [word for item in self.items() for word in (flag, item)]
 
 
 def framing_choice(flag_items: list[Item] | None, env_text: str) -> PerPort:

@@ -12,6 +12,8 @@ import pytest
 
 from supervisor.config import _OPTIONS, _SWITCHES, ConfigError, from_args
 from supervisor.config_file import key_of
+from supervisor.reload import plan
+from tcpws.perport import PerPort
 from testkit.procs import PYTHON, ROOT
 
 # A value for every top-level key that differs from its default.
@@ -28,9 +30,13 @@ SAMPLES: dict[str, Any] = {
     "tcp_tls_client_ca": None, "tcp_allow": "127.0.0.0/8",
     "spares": False, "jwt_secret": "s" * 32, "jwt_public_key": None, "metrics_token": "m",
     "http_tls_cert": None, "http_tls_key": None,
+    "framing": ["length32", "9101=octet-count"], "parse": "9102=syslog",
 }
 EXPECTED = {"tcp_port": ("tcp_ports", (9101, 9102)), "tcp_worker_args": ("tcp_worker_args",
-            ("--idle-timeout", "5")), "web_args": ("web_args", ("--max-clients", "7"))}
+            ("--idle-timeout", "5")), "web_args": ("web_args", ("--max-clients", "7")),
+            "framing": ("framing", PerPort("length32", ((9101, "octet-count"),))),
+            "parse": ("parse", PerPort(None, ((9102, "syslog"),)))}
+PER_PORT_FLAGS = ("--framing", "--parse")  # repeatable, [PORT=]CHOICE
 
 
 def toml(values: dict[str, Any]) -> str:
@@ -52,7 +58,7 @@ def write(tmp_path: Path, text: str) -> str:
 
 
 def test_every_flag_is_a_key(tmp_path: Path) -> None:
-    keys = {key_of(f) for f in (*_OPTIONS, *_SWITCHES, "--tcp-port")}
+    keys = {key_of(f) for f in (*_OPTIONS, *_SWITCHES, *PER_PORT_FLAGS, "--tcp-port")}
     assert keys == set(SAMPLES), keys ^ set(SAMPLES)
     config = from_args(["--config", write(tmp_path, toml(SAMPLES))], {})
     for key, value in SAMPLES.items():
@@ -81,6 +87,26 @@ def test_precedence_command_line_then_env_then_file_then_default(tmp_path: Path)
     assert from_args([], {"TCPWS_CONFIG": path}).tcp_workers == 2
 
 
+def test_framing_and_parse_keys_precedence_and_reload(tmp_path: Path) -> None:
+    path = write(tmp_path, 'tcp_port = [9101, 9102]\nframing = "9101=octet-count, length32"\n'
+                           'parse = ["syslog"]\n')
+    config = from_args(["--config", path], {})
+    assert config.framing == PerPort("length32", ((9101, "octet-count"),))
+    assert config.parse == PerPort("syslog") and config.parse.for_port(9102) == "syslog"
+    assert config.sources["framing"].endswith("tcpws.toml: framing")
+    # Command line, then environment, then the file; a PORT= is judged against tcp_port.
+    assert from_args(["--config", path, "--framing", "syslog"],
+                     {"TCPWS_FRAMING": "newline"}).framing == PerPort("syslog")
+    from_env = from_args(["--config", path], {"TCPWS_FRAMING": "9102=syslog"})
+    assert from_env.framing == PerPort("newline", ((9102, "syslog"),))
+    assert from_env.sources["framing"] == "TCPWS_FRAMING"
+    assert from_args([], {}).sources["framing"] == "default"
+    # A reload with another framing or parser restarts the tcp workers (only them).
+    changed = write(tmp_path, 'tcp_port = [9101, 9102]\nframing = "length32"\n')
+    step = plan(config, from_args(["--config", changed], {}))
+    assert step.roll_tcp and not step.roll_web and set(step.changed) == {"framing", "parse"}
+
+
 def test_child_tables_become_flags_before_the_command_line_ones(tmp_path: Path) -> None:
     path = write(tmp_path, "[tcp_worker]\nmax_connections = 100\nack = true\n"
                            "[web]\nmax_clients = 9\n")
@@ -100,6 +126,11 @@ def test_child_tables_become_flags_before_the_command_line_ones(tmp_path: Path) 
     ("[web]\nnope = 1\n", "[web]: unrecognized arguments: --nope"),
     ("[web]\nport = 1\n", "[web] port: set by the supervisor"),
     ("tcp_workers = \n", "not valid TOML"),
+    ('framing = "cobs"\n', "tcpws.toml: framing: unknown framing method"),
+    ("framing = [1]\n", "framing: expected a string or a list of strings"),
+    ('parse = "json"\n', "tcpws.toml: parse: unknown parser"),
+    ('tcp_port = 9101\nparse = ["9999=syslog"]\n', "parse: port 9999 is not a --tcp-port"),
+    ('framing = ["octet-count", "length32"]\n', "framing: given twice for every port"),
 ])
 def test_a_bad_key_type_or_value_names_it(tmp_path: Path, text: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:

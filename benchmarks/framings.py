@@ -4,7 +4,8 @@ process (no sockets): `python -m benchmarks.framings`.
 `Framer` is today's newline framer, `newline` the method wrapping it (with
 the exact bytes of non-UTF-8 lines), `syslog-lines` the syslog method fed
 newline-delimited lines, `octet-count-nl` frames whose MSG ends with a
-counted "\n" (rsyslog's). The end-to-end figures (`python -m
+counted "\n" (rsyslog's), `-pure` the pure-Python scan (what runs when the
+compiled one, tcp_worker/framings/_scan.c, is not importable). The end-to-end figures (`python -m
 benchmarks`) are what the contract judges; this one isolates the framer and
 the parser, so a change to either can be compared with the code before it."""
 
@@ -26,13 +27,14 @@ LINE = (b'<13>1 2026-12-04T17:58:29.251005+00:00 vm root - - [timeQuality tzKnow
 def encode(method: str, line: bytes, count: int) -> bytes:
     if method in ("plain", "syslog-lines"):
         return (line + b"\n") * count
+    method = method.removesuffix("-pure")
     if method == "octet-count-nl":  # as rsyslog sends: MSG ends with a counted "\n"
         return (b"%d %s\n" % (len(line) + 1, line)) * count
     return frame(method, line) * count
 
 
 METHODS = ("plain", "newline", "octet-count", "octet-count-nl", "syslog", "syslog-lines",
-           "length32")
+           "length32", "octet-count-pure", "length32-pure")
 
 
 def per_frame(chunk: int, count: int, rounds: int = 7) -> dict[str, float]:
@@ -46,8 +48,9 @@ def per_frame(chunk: int, count: int, rounds: int = 7) -> dict[str, float]:
     best = dict.fromkeys(METHODS, float("inf"))
     for _ in range(rounds):
         for method, chunks in streams.items():
+            name = method.removesuffix("-lines").removesuffix("-nl").removesuffix("-pure")
             framer: Any = (Framer(65536) if method == "plain" else
-                           make_framer(method.removesuffix("-lines").removesuffix("-nl"), 65536))
+                           make_framer(name, 65536, False if method.endswith("-pure") else None))
             feed = framer.feed_block
             started = time.process_time()
             frames = sum(feed(c)[1] for c in chunks)
@@ -74,10 +77,10 @@ def main() -> None:
     ns = args.parse_args()
     costs = per_frame(ns.chunk, ns.frames)
     plain = costs["plain"]
-    print(f"{'method':<14}{'µs/frame':>10}{'x Framer':>10}")
+    print(f"{'method':<18}{'µs/frame':>10}{'x Framer':>10}")
     for method, cost in costs.items():
         name = "Framer" if method == "plain" else method
-        print(f"{name:<14}{cost * 1e6:>10.3f}{plain / cost:>10.2f}")
+        print(f"{name:<18}{cost * 1e6:>10.3f}{plain / cost:>10.2f}")
     print(f"syslog parse: {parse_cost(ns.frames // 4) * 1e6:.2f} µs/line")
 
 

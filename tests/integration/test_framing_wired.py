@@ -167,3 +167,5 @@ def test_bad_framing_closes_only_that_connection(redis_url: str, start_worker: S
     for cause in causes:
         assert proc.output().count(f"({cause.replace('_', ' ')})") == 1  # one log line each
     assert proc.popen.poll() is None  # the worker stays up
+    # It said once which scan it frames with: the compiled one, in this install.
+    assert proc.output().count("octet-count/length32 framing: compiled scan") == 1

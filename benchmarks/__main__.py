@@ -45,7 +45,7 @@ class Sizes:
     device_seconds: float
     device_clients: int = 10
     framing_lines: int = 1_000_000            # flat out per framing method and round
-    framing_rounds: int = 2
+    framing_rounds: int = 3
     parse_lines: int = 200_000                # --parse syslog cost, tcp worker alone
 
 

@@ -8,8 +8,8 @@ per line of `--parse syslog`.
   interleaved in each round, each round starting with the next one (the
   machine's noise then hits them alike).
   Goal: delivered per client ≥ 0.8× newline for octet-count and length32
-  (best round of each), 0 lost, 0 broken. The tcp worker's CPU per line is
-  shown too: it is what the framing changes.
+  (best of the rounds: 3 in full and quick, 1 in smoke), 0 lost, 0 broken.
+  The tcp worker's CPU per line is shown too: it is what the framing changes.
 * `--parse syslog`: one tcp worker alone (`benchmarks.ingest`, acks on),
   RFC 5424 lines flat out, with and without `--parse syslog`; the cost is
   the difference in its CPU per line, in µs (lowest of the rounds)."""

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from tcpws.backoff import Backoff
 
@@ -75,7 +75,7 @@ async def wait_for_redis(attempt: Callable[[], Coroutine[Any, Any, None]], stop:
         try:
             if not await _unless(stop, attempt()):
                 break
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, RedisClusterException) as exc:  # the last: cluster only
             error = str(exc) or type(exc).__name__
             if error != last_error:
                 log.warning("Redis at %s not reachable (%s); retrying with back-off", url, error)

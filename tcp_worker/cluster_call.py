@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisError
 
 from tcpws import cluster
 from tcpws.cluster import Keys
@@ -47,10 +47,7 @@ class ClusterPublishCall(PublishCall):
             raise
 
     async def _locate(self) -> None:
-        try:
-            node = await cluster.owner(self._cluster, self._keys.stream, refresh=self._stale)
-        except RedisClusterException as exc:  # not a RedisError: make it the publisher's kind
-            raise RedisError(f"cluster slot owner unknown: {exc}") from exc
+        node = await cluster.owner(self._cluster, self._keys.stream, refresh=self._stale)
         self._stale = False
         self._conn = own_connection(node.connection_class, node.connection_kwargs)
         where = f"{node.host}:{node.port}"

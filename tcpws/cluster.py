@@ -21,8 +21,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
-from redis.exceptions import ClusterDownError, RedisClusterException
+from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
 
+from tcpws import cli
 from tcpws.protocol import LIVE_CHANNEL, PUBLISH_SCRIPT, PUBSEQ_KEY_PREFIX, STREAM_KEY
 
 # The same script, publishing on the port's sharded channel: a plain PUBLISH
@@ -34,6 +35,12 @@ assert CLUSTER_PUBLISH_SCRIPT != PUBLISH_SCRIPT
 # cluster errors that are not RedisErrors (no reachable node, not a cluster,
 # slots not covered).
 CLUSTER_ERRORS: tuple[type[Exception], ...] = (RedisClusterException,)
+
+
+class ClusterUnavailable(RedisError):
+    """No slot map to be had (no node reachable, not a cluster, slots not
+    covered): redis-py raises those as non-RedisErrors; callers retry it as
+    any Redis outage."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,18 @@ def check_url(url: str) -> str:
     return url
 
 
+def ports(text: str) -> tuple[int, ...]:
+    """The web's `--tcp-ports` list, sorted (the order of a resume cursor's
+    positions); raises ValueError."""
+    try:
+        found = sorted({cli.fixed_port(p.strip()) for p in text.split(",") if p.strip()})
+    except cli.BadValue as exc:
+        raise ValueError(f"--tcp-ports: {exc}") from None
+    if not found:
+        raise ValueError("--tcp-ports: no TCP port given")
+    return tuple(found)
+
+
 def connect(url: str, timeout: float = 5.0,
             client_name: str | None = None) -> aioredis.RedisCluster:
     """The cluster client: its slot map, and commands routed by it (with
@@ -90,9 +109,14 @@ async def check_up(client: aioredis.RedisCluster) -> None:
 async def owner(client: aioredis.RedisCluster, key: str, refresh: bool) -> ClusterNode:
     """The master that owns `key`'s slot; `refresh`: ask the cluster again
     first (after MOVED or a connection error)."""
-    if refresh:
-        await client.nodes_manager.initialize()
-    node = client.get_node_from_key(key)
+    try:
+        if refresh:
+            await client.nodes_manager.initialize()
+        else:
+            await client.initialize()  # at once if done before
+        node = client.get_node_from_key(key)
+    except RedisClusterException as exc:
+        raise ClusterUnavailable(f"cluster slot map not had: {exc}") from exc
     if node is None:
         raise ClusterDownError(f"no master owns the slot of {key}")
     return node

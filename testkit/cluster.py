@@ -110,6 +110,21 @@ class RedisCluster:
         return [p for p, proc in self.nodes.items() if proc.popen.poll() is None
                 and self.info(p, "replication").get("role") == "master"]
 
+    def slot_owner(self, key: str) -> int:
+        """The port of the master serving `key`'s slot (CLUSTER KEYSLOT and
+        CLUSTER NODES, asked of a live node)."""
+        live = next(p for p, proc in self.nodes.items() if proc.popen.poll() is None)
+        slot = int(self.cli(live, "CLUSTER", "KEYSLOT", key))
+        for line in self.cli(live, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    return int(fields[1].split("@")[0].rpartition(":")[2])
+        raise LookupError(f"no live master serves slot {slot} of {key}")
+
     def kill(self, port: int) -> None:
         self.nodes[port].signal(signal.SIGKILL)
         self.nodes[port].wait(5)

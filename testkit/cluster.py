@@ -28,14 +28,16 @@ REDIS7_DIR = Path("/usr/local/lib/tcpws-redis7")
 REDIS7_SERVER = REDIS7_DIR / "redis-server"
 REDIS7_CLI = REDIS7_DIR / "redis-cli"
 NODES = 6
+MAX_NODES = 7  # with a spare replica
 BUS_OFFSET = 10000
 
 
 def free_base_port(tries: int = 200) -> int:
-    """A base port whose NODES ports and their bus ports are all free."""
+    """A base port whose MAX_NODES ports and their bus ports are all free."""
     for _ in range(tries):
-        base = random.randrange(20000, 45000 - NODES)
-        if all(port_free(base + i) and port_free(base + i + BUS_OFFSET) for i in range(NODES)):
+        base = random.randrange(20000, 45000 - MAX_NODES)
+        if all(port_free(base + i) and port_free(base + i + BUS_OFFSET)
+               for i in range(MAX_NODES)):
             return base
     raise RuntimeError("no free port range for a cluster")
 
@@ -43,9 +45,13 @@ def free_base_port(tries: int = 200) -> int:
 class RedisCluster:
     """Six real redis-server 7 nodes in cluster mode, joined."""
 
-    def __init__(self, base_port: int | None = None, node_timeout_ms: int = 1000) -> None:
+    def __init__(self, base_port: int | None = None, node_timeout_ms: int = 1000,
+                 spare_replica: bool = False) -> None:
+        """`spare_replica`: a 7th node, a second replica of one master: when
+        a master fails, Redis migrates a replica to the orphaned new master
+        (replica migration), so it has a replica again without a restart."""
         self.base = base_port or free_base_port()
-        self.ports = [self.base + i for i in range(NODES)]
+        self.ports = [self.base + i for i in range(MAX_NODES if spare_replica else NODES)]
         self.dir = Path(tempfile.mkdtemp(prefix="tcpws-cluster-"))
         self.node_timeout_ms = node_timeout_ms
         self.nodes: dict[int, Proc] = {}

@@ -52,15 +52,26 @@ def dialer(request: pytest.FixtureRequest, tmp_path: Path) -> Dialer:
 REDIS7_INSTALL = "scripts/install-redis7 (make test runs it as root)"
 
 
+def _cluster(spare_replica: bool) -> Iterator[RedisCluster]:
+    require_tool(str(REDIS7_SERVER), "redis 7 server", REDIS7_INSTALL)
+    require_tool(str(REDIS7_CLI), "redis 7 cli", REDIS7_INSTALL)
+    c = RedisCluster(spare_replica=spare_replica)
+    yield c
+    c.stop()
+
+
 @pytest.fixture
 def cluster() -> Iterator[RedisCluster]:
     """A Redis 7 cluster on 127.0.0.1 (skips loudly, or fails under $CI,
     without the Redis 7 install)."""
-    require_tool(str(REDIS7_SERVER), "redis 7 server", REDIS7_INSTALL)
-    require_tool(str(REDIS7_CLI), "redis 7 cli", REDIS7_INSTALL)
-    c = RedisCluster()
-    yield c
-    c.stop()
+    yield from _cluster(False)
+
+
+@pytest.fixture
+def spare_cluster() -> Iterator[RedisCluster]:
+    """The same with a 7th node, a spare replica that Redis migrates to a
+    master left without one by a failover."""
+    yield from _cluster(True)
 
 
 @pytest.fixture

@@ -16,15 +16,14 @@ Redis."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
 
-from tcpws import cli
-from tcpws.protocol import LIVE_CHANNEL, PUBLISH_SCRIPT, PUBSEQ_KEY_PREFIX, STREAM_KEY
+from tcpws import cli, redisconn
+from tcpws.protocol import LIVE_CHANNEL, PUBLISH_SCRIPT, PUBSEQ_KEY_PREFIX, STREAM_KEY, as_text
 
 # The same script, publishing on the port's sharded channel: a plain PUBLISH
 # in a cluster goes to every node and never reaches an SSUBSCRIBE.
@@ -96,14 +95,20 @@ def connect(url: str, timeout: float = 5.0,
         url, client_name=client_name, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
-async def check_up(client: aioredis.RedisCluster) -> None:
-    """Raise unless the cluster answers and says cluster_state:ok (a cluster
-    that lost a master with no replica to promote answers but serves nothing)."""
-    await client.initialize()
-    info: Any = await client.cluster_info(target_nodes=aioredis.RedisCluster.RANDOM)
-    state = info.get("cluster_state") if isinstance(info, dict) else None
+async def check_up(client: aioredis.RedisCluster, url: str) -> None:
+    """Raise unless the node at `url` is a cluster node saying
+    cluster_state:ok (a cluster that lost a master with no replica to
+    promote answers but serves nothing), then load the slot map. The node
+    itself first: redis-py's start-up may ask a random node, a dead one."""
+    node = redisconn.connect(url, timeout=2.0)
+    try:
+        text = as_text(await node.execute_command("CLUSTER", "INFO"))  # type: ignore[no-untyped-call]
+    finally:
+        await node.aclose()
+    state = dict(line.split(":", 1) for line in text.split() if ":" in line).get("cluster_state")
     if state != "ok":
         raise ClusterDownError(f"cluster_state is {state}")
+    await client.initialize()
 
 
 async def owner(client: aioredis.RedisCluster, key: str, refresh: bool) -> ClusterNode:

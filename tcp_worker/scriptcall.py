@@ -30,6 +30,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import RedisError, ResponseError
 
 from tcpws.cluster import SINGLE, Keys
@@ -88,6 +89,9 @@ class PublishCall:
         no WAIT). `keys`: the stream's names (tcpws.cluster)."""
         self._timeout = timeout
         self._conn: AbstractConnection | None = conn
+        # A Sentinel-managed connection finds the master only in connect();
+        # the packed path's implicit connect would go to its default address.
+        self._connect_first = isinstance(conn, SentinelManagedConnection)
         self._keys = keys
         self._publisher_id = publisher_id
         self._maxlen = maxlen
@@ -118,6 +122,8 @@ class PublishCall:
         assert conn is not None
         try:
             async with asyncio.timeout(self._timeout):
+                if self._connect_first and not conn.is_connected:
+                    await conn.connect()  # type: ignore[no-untyped-call]
                 if self._replicas:
                     return await self._call_and_wait(conn, packed)
                 await conn.send_packed_command(packed, check_health=False)

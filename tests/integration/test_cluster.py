@@ -5,7 +5,8 @@ slot; the test picks ports whose slots are on three different masters.
 json clients get every line exactly once and resume with the cursor of
 their last frame; a master killed mid-flow under --ack --ack-replicas 1 is
 followed (a replica promoted) without restarting anything, and no acked
-line is lost or doubled."""
+line is lost or doubled. A plain Redis given as the cluster: the worker and
+the web say so and retry."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import redis
 from tcpws.cluster import port_keys
 from tcpws.protocol import entry_from_stream
 from testkit.cluster import RedisCluster
-from testkit.procs import free_port
+from testkit.procs import RedisServer, free_port
 from tests.support.senders import Collector, Sender, exactly_once, last_line_each, wait_for
 from tests.support.tcp_worker import StartWorker
 from tests.support.web import StartWeb, Web
@@ -175,3 +176,19 @@ async def test_master_killed_under_ack_replicas_fails_over_losing_nothing_acked(
         stop.set()
         for s in senders:
             await s.close()
+
+
+def test_a_plain_redis_as_cluster_worker_and_web_say_so_and_retry(
+        start_worker: StartWorker, start_web: StartWeb) -> None:
+    server = RedisServer()
+    try:
+        worker, _ = start_worker("redis://127.0.0.1:1/0", "--redis-cluster", server.url,
+                                 ready=False)
+        web = start_web("redis://127.0.0.1:1/0", "--redis-cluster", server.url,
+                        "--tcp-ports", "8001", ready=False)
+        worker.wait_for_output(r"not reachable \(.*Cluster mode is not enabled.*\); retrying")
+        web.proc.wait_for_output(r"unreachable at .*: .*Cluster mode is not enabled.*; retrying")
+        assert worker.popen.poll() is None and web.proc.popen.poll() is None
+        assert "Traceback" not in worker.output() + web.proc.output()
+    finally:
+        server.stop()

@@ -79,7 +79,8 @@ def run(config: SupervisorConfig) -> int:
     setup_logging(config.log_level, config.log_format)
     logging.getLogger("supervisor").info(
         "pid %d; redis %s; stop time-out %.1f s", os.getpid(),
-        "embedded" if redis else ",".join(map(redact_url, str(config.redis_url).split(","))),
+        "embedded" if redis else f"cluster {redact_url(config.redis_cluster)}"
+        if config.redis_cluster else ",".join(map(redact_url, str(config.redis_url).split(","))),
         config.stop_timeout,
         extra={"stop_timeout": config.stop_timeout, "tcp_ports": list(config.tcp_ports)})
     try:

@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from supervisor.config_file import ConfigFile, FileError, as_text, key_of, load
 from tcp_worker.allow import AllowList
-from tcpws import cli, perport
+from tcpws import cli, cluster, perport
 from tcpws.keyfiles import check_security_flags, check_tcp_tls_flags
 from tcpws.logs import LOG_FORMATS
 from tcpws.shards import split_urls
@@ -42,6 +42,7 @@ class SupervisorConfig:
     tcp_workers: int = 1
     web_workers: int = 1
     redis_url: str | None = None
+    redis_cluster: str | None = None  # a cluster node's URL (tcpws.cluster)
     stop_timeout: float = 10.0
     ack: bool = False
     ack_replicas: int = 0
@@ -84,7 +85,7 @@ class SupervisorConfig:
 
     @property
     def embedded_redis(self) -> bool:
-        return self.redis_url is None
+        return self.redis_url is None and self.redis_cluster is None
 
 
 class _Parser(cli.OneLineParser):
@@ -104,6 +105,8 @@ _OPTIONS: dict[str, tuple[str, Any, Callable[[str], Any], str]] = {
                       "web processes sharing --http-port"),
     "--redis-url": ("REDIS_URL", None, str, "use this Redis instead of an embedded one; "
                    "a comma list: independent shards, each TCP port on one"),
+    "--redis-cluster": ("TCPWS_REDIS_CLUSTER", None, str, "use this Redis Cluster (7.0+; any "
+                        "node's URL): each TCP port's keys in one slot"),
     "--stop-timeout": ("TCPWS_STOP_TIMEOUT", 10.0, cli.seconds, "whole graceful-stop budget, s"),
     "--start-timeout": ("TCPWS_START_TIMEOUT", 20.0, cli.seconds,
                         "readiness time-out per child, s"),
@@ -369,9 +372,18 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
             split_urls(v["--redis-url"])
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-    if v["--redis-url"] is not None and (durable or listen is not None):
-        raise ConfigError("--redis-durable and --redis-listen apply only to the embedded "
-                          "Redis, not with --redis-url")
+    if v["--redis-cluster"] is not None:
+        try:
+            cluster.check_url(v["--redis-cluster"])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if v["--redis-url"] is not None:
+            raise ConfigError("--redis-url and --redis-cluster: give one of them")
+    external = "--redis-url" if v["--redis-cluster"] is None else "--redis-cluster"
+    if (v["--redis-url"] is not None or v["--redis-cluster"] is not None) and (
+            durable or listen is not None):
+        raise ConfigError(f"--redis-durable and --redis-listen apply only to the embedded "
+                          f"Redis, not with {external}")
     if listen is not None and not password:
         raise ConfigError("--redis-listen exposes Redis to the network: set a password with "
                           "--redis-password or TCPWS_REDIS_PASSWORD")
@@ -395,7 +407,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> SupervisorConf
     return SupervisorConfig(
         host=v["--host"], http_port=http_port, tcp_ports=tcp_ports,
         tcp_workers=v["--tcp-workers"], web_workers=v["--web-workers"],
-        redis_url=v["--redis-url"], stop_timeout=v["--stop-timeout"],
+        redis_url=v["--redis-url"], redis_cluster=v["--redis-cluster"],
+        stop_timeout=v["--stop-timeout"],
         ack=ack, ack_replicas=v["--ack-replicas"], redis_durable=durable,
         redis_dir=v["--redis-dir"], redis_listen=listen, redis_password=password,
         start_timeout=v["--start-timeout"], max_start_failures=v["--max-start-failures"],

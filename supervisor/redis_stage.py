@@ -1,6 +1,7 @@
 """The redis stage of the start order: the embedded redis-server (where it
 listens, its argv, how the supervisor knows it is ready), or, with
-`--redis-url`, waiting until someone else's Redis answers.
+`--redis-url` (or `--redis-cluster`), waiting until someone else's Redis
+answers.
 
 By default the embedded one listens only on a Unix socket in a private
 directory (mode 0700) with `--port 0`, so nothing on the network can reach
@@ -31,7 +32,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from supervisor.config import SupervisorConfig
-from tcpws import redisconn
+from tcpws import cluster, redisconn
 from tcpws.backoff import Backoff
 from tcpws.redis_server import dying_with_parent, find_redis_server, redis_argv
 
@@ -123,4 +124,25 @@ async def wait_until_answers(url: str, stop: asyncio.Event) -> bool:
         await client.aclose()
     if answered:
         log.info("stage redis ready (external)")
+    return answered
+
+
+async def wait_until_cluster_answers(url: str, stop: asyncio.Event) -> bool:
+    """True once the Redis Cluster that `url` is a node of answers with
+    cluster_state:ok; False if `stop` came first. Not a cluster, no node
+    reachable, cluster down: one line per kind, retried with back-off."""
+    where = redisconn.redact_url(url)
+    log.info("waiting for the Redis Cluster at %s", where)
+
+    async def check() -> None:
+        client = cluster.connect(url, timeout=PING_TIMEOUT, client_name="tcpws-supervisor")
+        try:
+            await cluster.check_up(client, url)
+        finally:
+            await client.aclose()
+
+    answered = await redisconn.wait_for_redis(check, stop, f"cluster {where}",
+                                              Backoff(base=0.5, cap=5.0))
+    if answered:
+        log.info("stage redis ready (cluster)")
     return answered

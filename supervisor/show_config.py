@@ -51,7 +51,7 @@ def render(config: SupervisorConfig) -> str:
             continue
         if key in SECRET_KEYS:
             value = MASK
-        elif key == "redis_url":
+        elif key in ("redis_url", "redis_cluster"):
             value = redact_url(str(value))
         elif key == "redis_listen":
             value = f"{value[0]}:{value[1]}"

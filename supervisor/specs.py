@@ -40,7 +40,13 @@ class SpecFactory:
     def _env(self, name: str, listen_fd: int | None = None) -> dict[str, str]:
         env = self._inherited()
         env.update(ChildEnv(parent_pid=os.getpid(), listen_fd=listen_fd).to_environ())
-        env.update({"PYTHONUNBUFFERED": "1", NAME_ENV: name, "REDIS_URL": self.redis_url})
+        env.update({"PYTHONUNBUFFERED": "1", NAME_ENV: name})
+        if self.config.redis_cluster:
+            # Through the environment: the URL may hold a password.
+            env.update({"TCPWS_REDIS_CLUSTER": self.config.redis_cluster,
+                        "TCPWS_TCP_PORTS": ",".join(map(str, self.config.tcp_ports))})
+        else:
+            env["REDIS_URL"] = self.redis_url
         return env
 
     def spare(self, kind: Kind) -> ChildSpec:

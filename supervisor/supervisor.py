@@ -42,7 +42,7 @@ from supervisor.plan import (
     web_name,
 )
 from supervisor.pool import Pool
-from supervisor.redis_stage import EmbeddedRedis, wait_until_answers
+from supervisor.redis_stage import EmbeddedRedis, wait_until_answers, wait_until_cluster_answers
 from supervisor.service import Service
 from supervisor.slot import Slot
 from supervisor.sockets import Listeners
@@ -144,6 +144,9 @@ class Supervisor:
         answering PING."""
         if self.redis is not None:
             return await self._start_stage(Kind.REDIS, [self.pool.add(Kind.REDIS, "redis")])
+        if self.config.redis_cluster is not None:
+            return await wait_until_cluster_answers(self.config.redis_cluster,
+                                                    self.stop_requested)
         if self.config.redis_url is not None:
             for url in split_urls(self.config.redis_url):
                 if not await wait_until_answers(url, self.stop_requested):

@@ -22,6 +22,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from tcpws import cluster
 from tcpws.cli import check_only
 from tcpws.gctune import tune_gc
 from tcpws.heartbeat import remove_heartbeat, write_heartbeat
@@ -30,6 +31,7 @@ from tcpws.logs import setup_logging
 from tcpws.protocol import HEARTBEAT_INTERVAL
 from tcpws.redisconn import connect, redact_url
 
+from .cluster_call import ClusterPublishCall
 from .config import Config, from_args
 from .framings.scan import log_implementation
 from .publisher import Publisher
@@ -55,15 +57,23 @@ class Worker:
         self.crashed = False
         self.stats = WorkerStats(port=int(sock.getsockname()[1]), host=config.hostname,
                                  started=time.time())
-        self.client: aioredis.Redis = connect(config.redis_url, client_name=config.client_name)
         # Never reused, even by a restart of this worker: see Publisher.
         publisher_id = f"{config.heartbeat_name}:{os.getpid()}:{secrets.token_hex(6)}"
+        store: dict[str, Any] = {}
+        if config.redis_cluster:
+            self.client: aioredis.Redis = cluster.connect(  # type: ignore[assignment]
+                config.redis_cluster, client_name=config.client_name)
+            store = {"script": cluster.CLUSTER_PUBLISH_SCRIPT, "call": ClusterPublishCall(
+                self.client, publisher_id=publisher_id, maxlen=config.history_maxlen,  # type: ignore[arg-type]
+                replicas=config.ack_replicas, keys=cluster.port_keys(self.stats.port))}
+        else:
+            self.client = connect(config.redis_url, client_name=config.client_name)
         self.publisher = Publisher(
-            self.client, publisher_id=publisher_id, redis_url=config.redis_url,
+            self.client, publisher_id=publisher_id, redis_url=config.redis_address,
             port=self.stats.port, maxlen=config.history_maxlen,
             max_pending_bytes=config.max_pending_bytes, ack=config.ack, stats=self.stats,
             set_paused=lambda paused: self.server.set_paused(paused),
-            coalesce=config.coalesce, ack_replicas=config.ack_replicas)
+            coalesce=config.coalesce, ack_replicas=config.ack_replicas, **store)
         self.server = TcpServer(config, self.stats, self.publisher)
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -111,7 +121,8 @@ class Worker:
             notify_ready(self.config.notify_fd)
             host, port = self.sock.getsockname()[:2]
             log.info("%s ready on %s:%d (Redis %s, ack %s, loop %s)", self.config.name, host,
-                     port, redact_url(self.config.redis_url), "on" if self.config.ack else "off",
+                     port, redact_url(self.config.redis_address),
+                     "on" if self.config.ack else "off",
                      type(loop).__module__.split(".")[0])
             if self.config.framing != "newline":
                 log_implementation()  # which scan the length-prefixed framers use
@@ -149,7 +160,7 @@ class Worker:
         self.stats.state = "stopped"
         if lost:
             log.error("%d lines could not be published to Redis at %s", lost,
-                      redact_url(self.config.redis_url))
+                      redact_url(self.config.redis_address))
             return 1
         if self.crashed:
             return 1

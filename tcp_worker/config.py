@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tcpws import cli, perport
+from tcpws import cli, cluster, perport
 from tcpws.keyfiles import check_tcp_tls_flags
 from tcpws.logs import LOG_FORMATS
 from tcpws.shards import shard_of, split_urls
@@ -32,6 +32,7 @@ class Config:
     port: int = 8001
     redis_url: str = DEFAULT_REDIS_URL  # this port's shard (tcpws.shards)
     redis_urls: tuple[str, ...] = (DEFAULT_REDIS_URL,)  # every shard, in order
+    redis_cluster: str = ""  # a cluster node's URL (tcpws.cluster); set: redis_url unused
     name: str = "tcp.8001"
     max_line_bytes: int = 65536
     history_maxlen: int = 100_000
@@ -64,6 +65,11 @@ class Config:
         return bool(self.tls_cert or self.proxy_protocol or self.allow)
 
     @property
+    def redis_address(self) -> str:
+        """Where lines go, for logs: the cluster's URL, else the port's shard."""
+        return self.redis_cluster or self.redis_url
+
+    @property
     def heartbeat_name(self) -> str:
         """`<hostname>/<name>`: unique across hosts sharing one Redis."""
         return f"{self.hostname}/{self.name}"
@@ -84,6 +90,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--redis-url", default=env("REDIS_URL", "") or DEFAULT_REDIS_URL,
                    help="Redis to publish to; a comma list of shards publishes to the "
                         "port's own (tcpws.shards) (env REDIS_URL)")
+    p.add_argument("--redis-cluster", default=env("TCPWS_REDIS_CLUSTER", ""),
+                   help="a Redis Cluster node's URL: publish to the master of the port's slot; "
+                        "wins over --redis-url (env TCPWS_REDIS_CLUSTER; default none)")
     p.add_argument("--name", default=env(cli.NAME_ENV) or None,
                    help="worker name in logs and heartbeats (env TCPWS_NAME; default tcp.<port>)")
     p.add_argument("--max-line-bytes", type=cli.positive_int,
@@ -164,6 +173,8 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         parser.error("--ack-replicas needs --ack (it says when an ack is sent)")
     try:
         urls = split_urls(ns.redis_url)
+        if ns.redis_cluster:
+            cluster.check_url(ns.redis_cluster)
     except ValueError as exc:
         parser.error(str(exc))
     try:
@@ -190,6 +201,7 @@ def from_args(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
         port=ns.port,
         redis_url=urls[shard_of(ns.port, len(urls))],
         redis_urls=urls,
+        redis_cluster=ns.redis_cluster,
         name=ns.name or f"tcp.{ns.port}",
         max_line_bytes=ns.max_line_bytes,
         history_maxlen=ns.history_maxlen,

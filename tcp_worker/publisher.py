@@ -135,14 +135,17 @@ class Publisher:
     def __init__(self, client: aioredis.Redis, *, publisher_id: str, redis_url: str,
                  port: int, maxlen: int, max_pending_bytes: int, ack: bool,
                  stats: WorkerStats, set_paused: Callable[[bool], None],
-                 coalesce: float = 0.0, ack_replicas: int = 0) -> None:
+                 coalesce: float = 0.0, ack_replicas: int = 0, call: PublishCall | None = None,
+                 script: str = PUBLISH_SCRIPT) -> None:
         """`publisher_id`: unique to this process (never reused), so that its
         sequence numbers, counted from 1, mean one batch each. `coalesce`:
         the bound of the coalescing window, seconds (0: off). `ack_replicas`:
-        a batch is done only once that many replicas hold it (`PublishCall`)."""
+        a batch is done only once that many replicas hold it (`PublishCall`).
+        `call` and `script`: another store path (a cluster's, tcp_worker.cluster_call)."""
         self._client = client
-        self._call = PublishCall(client, publisher_id=publisher_id, maxlen=maxlen,
-                                 replicas=ack_replicas)
+        self._call = call or PublishCall.for_client(client, publisher_id=publisher_id,
+                                                    maxlen=maxlen, replicas=ack_replicas)
+        self._script = script
         self._seq = 0
         self._url = redact_url(redis_url)
         self._port = port
@@ -223,7 +226,7 @@ class Publisher:
         await self._load_script()
 
     async def _load_script(self) -> None:
-        self._sha = await self._client.script_load(PUBLISH_SCRIPT)
+        self._sha = await self._client.script_load(self._script)
         self._call.set_sha(self._sha)
 
     async def run(self) -> None:

@@ -30,9 +30,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import RedisError, ResponseError
 
-from tcpws.protocol import LIVE_CHANNEL, PUBSEQ_TTL, STREAM_KEY, pubseq_key
+from tcpws.cluster import SINGLE, Keys
+from tcpws.protocol import PUBSEQ_TTL
 
 Entry = tuple[int, str, float, str, str, str]  # port, peer, ts, data, runs, x: as publish_args
 
@@ -53,10 +55,10 @@ def pack_publish(head: bytes, seq: int, entries: list[Entry]) -> bytes:
     return b"".join(parts)
 
 
-def pack_head(sha: str, publisher_id: str, maxlen: int) -> bytes:
-    """EVALSHA sha 2 STREAM_KEY pubseq_key MAXLEN channel (no array header)."""
+def pack_head(sha: str, publisher_id: str, maxlen: int, keys: Keys = SINGLE) -> bytes:
+    """EVALSHA sha 2 stream pubseq_key MAXLEN channel (no array header)."""
     return b"".join(bulk(str(arg).encode()) for arg in (
-        "EVALSHA", sha, 2, STREAM_KEY, pubseq_key(publisher_id), maxlen, LIVE_CHANNEL))
+        "EVALSHA", sha, 2, keys.stream, keys.pubseq(publisher_id), maxlen, keys.live))
 
 
 _TTL = bulk(b"%d" % PUBSEQ_TTL)
@@ -71,59 +73,80 @@ def pack_wait(replicas: int, timeout_ms: int) -> bytes:
     return b"*3\r\n" + bulk(b"WAIT") + bulk(b"%d" % replicas) + bulk(b"%d" % timeout_ms)
 
 
+def own_connection(connection_class: Any, kwargs: dict[str, Any]) -> AbstractConnection:
+    """A connection like the pool's, without redis-py's socket time-out (it
+    would wrap each write in a Task): `call` puts one around the whole call."""
+    return connection_class(**{**kwargs, "socket_timeout": None})  # type: ignore[no-any-return]
+
+
 class PublishCall:
     """Calls PUBLISH_SCRIPT over a connection of its own (see module doc)."""
 
-    def __init__(self, client: aioredis.Redis, *, publisher_id: str, maxlen: int,
-                 replicas: int = 0) -> None:
-        """Connects like `client` does, with its socket time-out (default 5 s)
-        as the time-out of a whole call. `replicas`: WAIT for that many
-        (0: no WAIT)."""
-        pool = client.connection_pool
-        # No socket time-out inside redis-py (it would wrap each write in a
-        # Task): `call` puts one time-out around the whole call instead.
-        kwargs: dict[str, Any] = {**pool.connection_kwargs, "socket_timeout": None}
-        self._timeout: float = pool.connection_kwargs.get("socket_timeout") or 5.0
-        self._conn: AbstractConnection = pool.connection_class(**kwargs)
+    def __init__(self, conn: AbstractConnection | None, timeout: float, *, publisher_id: str,
+                 maxlen: int, replicas: int = 0, keys: Keys = SINGLE) -> None:
+        """`conn`: its own connection (None: a subclass makes it on the first
+        call); `timeout`: of a whole call. `replicas`: WAIT for that many (0:
+        no WAIT). `keys`: the stream's names (tcpws.cluster)."""
+        self._timeout = timeout
+        self._conn: AbstractConnection | None = conn
+        # A Sentinel-managed connection finds the master only in connect();
+        # the packed path's implicit connect would go to its default address.
+        self._connect_first = isinstance(conn, SentinelManagedConnection)
+        self._keys = keys
         self._publisher_id = publisher_id
         self._maxlen = maxlen
         self._head = b""
         self._replicas = replicas
         self._wait = pack_wait(replicas, WAIT_MS) if replicas else b""
 
+    @classmethod
+    def for_client(cls, client: aioredis.Redis, *, publisher_id: str, maxlen: int,
+                   replicas: int = 0) -> PublishCall:
+        """Connects like `client` does, with its socket time-out (default 5 s)
+        as the time-out of a whole call."""
+        pool = client.connection_pool
+        return cls(own_connection(pool.connection_class, pool.connection_kwargs),
+                   pool.connection_kwargs.get("socket_timeout") or 5.0,
+                   publisher_id=publisher_id, maxlen=maxlen, replicas=replicas)
+
     def set_sha(self, sha: str) -> None:
         """The script's SHA1, from SCRIPT LOAD."""
-        self._head = pack_head(sha, self._publisher_id, self._maxlen)
+        self._head = pack_head(sha, self._publisher_id, self._maxlen, self._keys)
 
     async def call(self, seq: int, entries: list[Entry]) -> Any:
         """One round trip; returns the script's reply (entries stored, or
         protocol.ALREADY_STORED). Raises NoScriptError when Redis lost the
         script, RedisError or OSError when the call may or may not have run."""
         packed = pack_publish(self._head, seq, entries)
+        conn = self._conn
+        assert conn is not None
         try:
             async with asyncio.timeout(self._timeout):
+                if self._connect_first and not conn.is_connected:
+                    await conn.connect()  # type: ignore[no-untyped-call]
                 if self._replicas:
-                    return await self._call_and_wait(packed)
-                await self._conn.send_packed_command(packed, check_health=False)
-                return await self._conn.read_response()
+                    return await self._call_and_wait(conn, packed)
+                await conn.send_packed_command(packed, check_health=False)
+                return await conn.read_response()
         except TimeoutError:
             # Cancelled inside redis-py, which then closes the connection;
             # make sure of it: a late reply must never answer the next call.
-            await self._conn.disconnect(nowait=True)
+            await conn.disconnect(nowait=True)
             raise
 
-    async def _call_and_wait(self, packed: bytes) -> Any:
-        await self._conn.send_packed_command(packed + self._wait, check_health=False)
+    async def _call_and_wait(self, conn: AbstractConnection, packed: bytes) -> Any:
+        await conn.send_packed_command(packed + self._wait, check_health=False)
         try:
-            stored = await self._conn.read_response()
+            stored = await conn.read_response()
         except ResponseError:
-            await self._conn.read_response()  # WAIT's reply: the next call's must be its own
+            await conn.read_response()  # WAIT's reply: the next call's must be its own
             raise
-        confirmed = await self._conn.read_response()
+        confirmed = await conn.read_response()
         if not isinstance(confirmed, int) or confirmed < self._replicas:
             raise NotReplicated(f"WAIT: {confirmed} of {self._replicas} replicas confirmed "
                                 f"within {WAIT_MS} ms")
         return stored
 
     async def close(self) -> None:
-        await self._conn.disconnect(nowait=True)
+        if self._conn is not None:
+            await self._conn.disconnect(nowait=True)

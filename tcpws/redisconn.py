@@ -19,26 +19,24 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
+from tcpws import sentinel
 from tcpws.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs (secrets never logged)."""
+    """The URL with any password replaced, for logs (secrets never logged).
+    By hand on the netloc: a sentinel:// URL lists several hosts, which
+    urlsplit's host and port parsing refuses."""
     parts = urlsplit(url)
-    if parts.password is None:
+    auth, at, hosts = parts.netloc.rpartition("@")
+    user, colon, _ = auth.partition(":")
+    if not at or not colon:
         return url
-    netloc = parts.hostname or ""
-    if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
-    else:
-        netloc = f":***@{netloc}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 def connect(url: str, timeout: float = 5.0, client_name: str | None = None,
@@ -53,15 +51,12 @@ def connect(url: str, timeout: float = 5.0, client_name: str | None = None,
     RESP3 push into a string for a debug log, ~0.4 us per line
     (docs/benchmark.md, finding 2); pub/sub means the same in both."""
     extra: dict[str, Any] = {} if protocol is None else {"protocol": protocol}
-    return aioredis.Redis.from_url(
-        url,
-        client_name=client_name,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
-        **extra,
-    )
+    kwargs: dict[str, Any] = {"client_name": client_name, "socket_connect_timeout": timeout,
+                              "socket_timeout": timeout, "retry": Retry(NoBackoff(), 0),
+                              "health_check_interval": 0, **extra}
+    if sentinel.is_sentinel(url):
+        return sentinel.master_client(url, **kwargs)
+    return aioredis.Redis.from_url(url, **kwargs)
 
 
 async def wait_for_redis(attempt: Callable[[], Coroutine[Any, Any, None]], stop: asyncio.Event,
@@ -75,7 +70,7 @@ async def wait_for_redis(attempt: Callable[[], Coroutine[Any, Any, None]], stop:
         try:
             if not await _unless(stop, attempt()):
                 break
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, RedisClusterException) as exc:  # the last: cluster only
             error = str(exc) or type(exc).__name__
             if error != last_error:
                 log.warning("Redis at %s not reachable (%s); retrying with back-off", url, error)

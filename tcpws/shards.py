@@ -17,6 +17,7 @@ it resumes each shard after its own position."""
 
 from __future__ import annotations
 
+from tcpws import sentinel
 from tcpws.protocol import StreamId, format_stream_id, parse_stream_id
 
 CURSOR_SEP = "_"
@@ -38,15 +39,27 @@ def shard_of(port: int, shards: int) -> int:
 
 def split_urls(text: str) -> tuple[str, ...]:
     """The shard URLs of a `--redis-url` value (comma separated, blanks
-    dropped). Raises ValueError for an empty list, a duplicate, or a scheme
+    dropped; the commas between the Sentinels of one sentinel:// URL, before
+    its /MASTER, belong to it). Raises ValueError for an empty list, a duplicate, or a scheme
     other than redis://, rediss:// or unix://."""
-    urls = tuple(u.strip() for u in text.split(",") if u.strip())
+    found: list[str] = []
+    for piece in (u.strip() for u in text.split(",")):
+        if not piece:
+            continue
+        last = found[-1] if found else ""
+        if sentinel.is_sentinel(last) and "/" not in last[len(sentinel.SCHEME):]:
+            found[-1] = f"{last},{piece}"  # one more Sentinel of the same URL
+        else:
+            found.append(piece)
+    urls = tuple(found)
     if not urls:
         raise ValueError("--redis-url is empty")
     for url in urls:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"--redis-url must start with redis://, rediss:// or unix://, "
-                             f"got {url!r}")
+        if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
+            raise ValueError(f"--redis-url must start with redis://, rediss://, unix:// or "
+                             f"sentinel://, got {url!r}")
+        if sentinel.is_sentinel(url):
+            sentinel.parse(url)
     if len(set(urls)) != len(urls):
         raise ValueError("--redis-url lists a shard twice")
     return urls

@@ -28,14 +28,16 @@ REDIS7_DIR = Path("/usr/local/lib/tcpws-redis7")
 REDIS7_SERVER = REDIS7_DIR / "redis-server"
 REDIS7_CLI = REDIS7_DIR / "redis-cli"
 NODES = 6
+MAX_NODES = 7  # with a spare replica
 BUS_OFFSET = 10000
 
 
 def free_base_port(tries: int = 200) -> int:
-    """A base port whose NODES ports and their bus ports are all free."""
+    """A base port whose MAX_NODES ports and their bus ports are all free."""
     for _ in range(tries):
-        base = random.randrange(20000, 45000 - NODES)
-        if all(port_free(base + i) and port_free(base + i + BUS_OFFSET) for i in range(NODES)):
+        base = random.randrange(20000, 45000 - MAX_NODES)
+        if all(port_free(base + i) and port_free(base + i + BUS_OFFSET)
+               for i in range(MAX_NODES)):
             return base
     raise RuntimeError("no free port range for a cluster")
 
@@ -43,9 +45,13 @@ def free_base_port(tries: int = 200) -> int:
 class RedisCluster:
     """Six real redis-server 7 nodes in cluster mode, joined."""
 
-    def __init__(self, base_port: int | None = None, node_timeout_ms: int = 1000) -> None:
+    def __init__(self, base_port: int | None = None, node_timeout_ms: int = 1000,
+                 spare_replica: bool = False) -> None:
+        """`spare_replica`: a 7th node, a second replica of one master: when
+        a master fails, Redis migrates a replica to the orphaned new master
+        (replica migration), so it has a replica again without a restart."""
         self.base = base_port or free_base_port()
-        self.ports = [self.base + i for i in range(NODES)]
+        self.ports = [self.base + i for i in range(MAX_NODES if spare_replica else NODES)]
         self.dir = Path(tempfile.mkdtemp(prefix="tcpws-cluster-"))
         self.node_timeout_ms = node_timeout_ms
         self.nodes: dict[int, Proc] = {}
@@ -109,6 +115,21 @@ class RedisCluster:
     def masters(self) -> list[int]:
         return [p for p, proc in self.nodes.items() if proc.popen.poll() is None
                 and self.info(p, "replication").get("role") == "master"]
+
+    def slot_owner(self, key: str) -> int:
+        """The port of the master serving `key`'s slot (CLUSTER KEYSLOT and
+        CLUSTER NODES, asked of a live node)."""
+        live = next(p for p, proc in self.nodes.items() if proc.popen.poll() is None)
+        slot = int(self.cli(live, "CLUSTER", "KEYSLOT", key))
+        for line in self.cli(live, "CLUSTER", "NODES").splitlines():
+            fields = line.split()
+            if "master" not in fields[2] or "fail" in fields[2]:
+                continue
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    return int(fields[1].split("@")[0].rpartition(":")[2])
+        raise LookupError(f"no live master serves slot {slot} of {key}")
 
     def kill(self, port: int) -> None:
         self.nodes[port].signal(signal.SIGKILL)

@@ -18,16 +18,16 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from tcpws import redisconn
 from tcpws.backoff import Backoff
+from tcpws.cluster import SINGLE, Keys
 from tcpws.protocol import (
-    LIVE_CHANNEL,
-    STREAM_KEY,
     Entry,
     StreamId,
     as_text,
@@ -61,10 +61,20 @@ class Broadcaster:
     def __init__(self, redis_url: str, client_name: str, probe_channel: str,
                  commands: aioredis.Redis, stats: WebStats, *,
                  probe_interval: float = 2.0, probe_timeout: float = 3.0,
-                 shard: int = 0) -> None:
-        """`shard`: which of the --redis-url shards this is (tags its batches)."""
+                 shard: int = 0, keys: Keys = SINGLE,
+                 locate: Callable[[bool], Awaitable[str]] | None = None) -> None:
+        """`shard`: which of the --redis-url shards this is (tags its batches).
+        With `locate` (a Redis Cluster, tcpws.cluster): each session asks it
+        for the URL of the master of `keys`' slot (True: after a lost
+        session, ask the cluster again) and subscribes there with sharded
+        pub/sub; `commands` is then the cluster client."""
         self._url = redis_url
+        self._where = redis_url
         self.shard = shard
+        self._keys = keys
+        self._locate = locate
+        self._sharded = locate is not None
+        self._sessions = 0
         self._client_name = client_name
         self._probe_channel = probe_channel
         self._commands = commands
@@ -97,7 +107,7 @@ class Broadcaster:
             started = time.monotonic()
             try:
                 await self._session()
-            except (RedisError, OSError, SubscriptionLost) as exc:
+            except (RedisError, OSError, SubscriptionLost, RedisClusterException) as exc:
                 was_ready, self.ready = self.ready, False
                 backoff.succeeded(ran_for=time.monotonic() - started)
                 delay = backoff.next_delay()
@@ -111,7 +121,10 @@ class Broadcaster:
 
     async def _session(self) -> None:
         """One connection's life: subscribe, fill the gap, pump live."""
-        client = redisconn.connect(self._url, timeout=self._probe_timeout,
+        self._sessions += 1
+        if self._locate is not None:
+            self._where = await self._locate(self._sessions > 1)
+        client = redisconn.connect(self._where, timeout=self._probe_timeout,
                                    client_name=self._client_name, protocol=SUBSCRIBER_RESP)
         pubsub = client.pubsub()
         try:
@@ -122,7 +135,8 @@ class Broadcaster:
                 self.last_id = await self._stream_head() or (0, 0)
                 self.positioned.set()
             async with asyncio.timeout(self._probe_timeout):
-                await pubsub.subscribe(LIVE_CHANNEL, self._probe_channel)
+                subscribe = pubsub.ssubscribe if self._sharded else pubsub.subscribe
+                await subscribe(self._keys.live, self._probe_channel)
                 early = await self._await_subscribed(pubsub)
             assert pubsub.connection is not None
             self._reconnected_behind_our_back = False
@@ -135,7 +149,7 @@ class Broadcaster:
                 self._stats.reconnects += 1
             self.went_live.set()
             log.info("redis subscription live at %s (gap filled: %d entries, last id %s)",
-                     redisconn.redact_url(self._url), filled, format_stream_id(self.last_id))
+                     self.address, filled, format_stream_id(self.last_id))
             await self._pump(pubsub)
         finally:
             self.ready = False
@@ -157,7 +171,7 @@ class Broadcaster:
             message = await pubsub.get_message(timeout=self._probe_timeout)
             if message is None:
                 continue
-            if message["type"] == "subscribe":
+            if message["type"] in ("subscribe", "ssubscribe"):
                 confirmed += 1
             else:
                 early.append(message)
@@ -166,14 +180,14 @@ class Broadcaster:
     @property
     def address(self) -> str:
         """The shard's URL fit for logs and status (password hidden)."""
-        return redisconn.redact_url(self._url)
+        return redisconn.redact_url(self._where)
 
     async def stream_head(self) -> StreamId | None:
         """The id of the newest entry stored on this shard, if any."""
         return await self._stream_head()
 
     async def _stream_head(self) -> StreamId | None:
-        rows: Any = await self._commands.xrevrange(STREAM_KEY, count=1)
+        rows: Any = await self._commands.xrevrange(self._keys.stream, count=1)
         return parse_stream_id(as_text(rows[0][0])) if rows else None
 
     async def _fill_gap(self) -> int:
@@ -182,7 +196,8 @@ class Broadcaster:
         while True:
             assert self.last_id is not None
             rows: Any = await self._commands.xrange(
-                STREAM_KEY, min="(" + format_stream_id(self.last_id), max="+", count=GAP_PAGE)
+                self._keys.stream, min="(" + format_stream_id(self.last_id), max="+",
+                count=GAP_PAGE)
             if not rows:
                 return total
             self._fan_out([entry_from_stream(sid, fields) for sid, fields in rows])
@@ -192,7 +207,9 @@ class Broadcaster:
 
     async def _pump(self, pubsub: Any) -> None:
         probe = self._probe_channel.encode()
-        live = LIVE_CHANNEL.encode()
+        live = self._keys.live.encode()
+        kind = b"smessage" if self._sharded else b"message"
+        publish = self._commands.spublish if self._sharded else self._commands.publish
         # Every message of one socket read at once, so one read makes one
         # batch and one frame per client (web.bulkread); else one by one.
         bulk = BulkReader.for_pubsub(pubsub)
@@ -206,7 +223,7 @@ class Broadcaster:
                 raise SubscriptionLost(f"self-probe not echoed within {self._probe_timeout:.1f}s")
             if probe_sent is None and now >= next_probe:
                 async with asyncio.timeout(self._probe_timeout):
-                    await self._commands.publish(self._probe_channel, b"probe")
+                    await publish(self._probe_channel, b"probe")
                 probe_sent = now
                 next_probe = now + self._probe_interval
             if bulk is None:
@@ -216,6 +233,8 @@ class Broadcaster:
                 last_heard = time.monotonic()
                 if message.get("channel") == probe:
                     probe_sent = None
+                elif message.get("type") == "sunsubscribe":
+                    raise SubscriptionLost("the slot moved (sunsubscribed by Redis)")
                 else:
                     self._handle(message)
                 continue
@@ -225,16 +244,19 @@ class Broadcaster:
             last_heard = time.monotonic()
             payloads = []
             for reply in replies:
-                if reply[0] == b"message" and len(reply) == 3:
+                if reply[0] == kind and len(reply) == 3:
                     if reply[1] == live:
                         payloads.append(reply[2])
                     elif reply[1] == probe:
                         probe_sent = None
+                elif reply[0] == b"sunsubscribe":
+                    raise SubscriptionLost("the slot moved (sunsubscribed by Redis)")
             if payloads:
                 self._handle_payloads(payloads)
 
     def _handle(self, message: dict[str, Any]) -> None:
-        if message.get("type") != "message" or message.get("channel") != LIVE_CHANNEL.encode():
+        if (message.get("type") not in ("message", "smessage")
+                or message.get("channel") != self._keys.live.encode()):
             return
         try:
             entries = decode_live(message["data"])

@@ -7,7 +7,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tcpws import cli
+from tcpws import cli, cluster
 from tcpws.keyfiles import JwtPublicKey, check_security_flags, jwt_public_key
 from tcpws.logs import LOG_FORMATS
 from tcpws.shards import split_urls
@@ -22,6 +22,8 @@ class WebConfig:
     port: int = 8000
     redis_url: str = DEFAULT_REDIS_URL  # the first shard
     redis_urls: tuple[str, ...] = (DEFAULT_REDIS_URL,)  # every shard, in order (tcpws.shards)
+    redis_cluster: str = ""  # a cluster node's URL (tcpws.cluster); set: redis_url(s) unused
+    tcp_ports: tuple[int, ...] = (8001, 8002, 8003)  # with redis_cluster: one shard each
     name: str = "web.8000"
     ws_token: str | None = field(default=None, repr=False)  # never logged
     jwt_secret: str | None = field(default=None, repr=False)
@@ -64,6 +66,12 @@ class WebConfig:
         p.add_argument("--redis-url", default=env("REDIS_URL", "") or DEFAULT_REDIS_URL,
                        help="Redis to subscribe to; a comma list of shards subscribes to "
                             "each (REDIS_URL)")
+        p.add_argument("--redis-cluster", default=env("TCPWS_REDIS_CLUSTER", ""),
+                       help="a Redis Cluster node's URL: subscribe to each TCP port's slot "
+                            "master; wins over --redis-url (TCPWS_REDIS_CLUSTER; default none)")
+        p.add_argument("--tcp-ports", default=env("TCPWS_TCP_PORTS", "8001,8002,8003"),
+                       help="with --redis-cluster, the TCP ports whose lines to serve, comma "
+                            "list (TCPWS_TCP_PORTS)")
         p.add_argument("--name", default=env(cli.NAME_ENV),
                        help="process name (TCPWS_NAME, default web.<port>)")
         p.add_argument("--ws-token", default=env("TCPWS_WS_TOKEN") or None,
@@ -140,6 +148,9 @@ class WebConfig:
             p.error(str(exc))
         try:
             urls = split_urls(ns.redis_url)
+            tcp_ports = cluster.ports(ns.tcp_ports) if ns.redis_cluster else ()
+            if ns.redis_cluster:
+                cluster.check_url(ns.redis_cluster)
         except ValueError as exc:
             p.error(str(exc))
         origins = tuple(o.strip().rstrip("/") for o in ns.allowed_origins.split(",") if o.strip())
@@ -148,6 +159,8 @@ class WebConfig:
             port=port,
             redis_url=urls[0],
             redis_urls=urls,
+            redis_cluster=ns.redis_cluster,
+            tcp_ports=tcp_ports,
             name=ns.name or f"web.{port}",
             ws_token=ns.ws_token or None,
             jwt_secret=ns.jwt_secret or None,

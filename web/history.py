@@ -28,16 +28,17 @@ from web.clients import Client
 HISTORY_PAGE = 500  # entries per XRANGE call
 
 
-async def history_head(commands: aioredis.Redis) -> StreamId | None:
+async def history_head(commands: aioredis.Redis, stream: str = STREAM_KEY) -> StreamId | None:
     """The newest stored entry's id (None: the history is empty)."""
-    rows: Any = await commands.xrevrange(STREAM_KEY, count=1)
+    rows: Any = await commands.xrevrange(stream, count=1)
     return parse_stream_id(as_text(rows[0][0])) if rows else None
 
 
 async def replay(client: Client, commands: aioredis.Redis, since: StreamId, index: int,
-                 shard: int = 0) -> int:
+                 shard: int = 0, stream: str = STREAM_KEY) -> int:
     """Send every stored line after `since` (line `index` of that entry, or
-    the whole entry when `index` is -1) of the shard `commands` reads.
+    the whole entry when `index` is -1) of the shard `commands` reads (its
+    history stream is `stream`).
     Returns the entries read.
 
     Raises RedisError/OSError when the history cannot be read."""
@@ -49,7 +50,7 @@ async def replay(client: Client, commands: aioredis.Redis, since: StreamId, inde
     total = 0
     try:
         while True:
-            rows: Any = await commands.xrange(STREAM_KEY, min=lower, max="+",
+            rows: Any = await commands.xrange(stream, min=lower, max="+",
                                               count=HISTORY_PAGE)
             if not rows:
                 return total

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
-from tcpws import redisconn
+from tcpws import cluster, redisconn
 from tcpws.heartbeat import read_heartbeats, remove_heartbeat, write_heartbeat
-from tcpws.protocol import HEARTBEAT_INTERVAL, StreamId, format_stream_id
-from tcpws.shards import format_cursor
+from tcpws.protocol import HEARTBEAT_INTERVAL, STREAM_KEY, StreamId, format_stream_id
+from tcpws.shards import format_cursor, shard_of
 from web.auth import StreamAuth
 from web.broadcaster import Broadcaster
 from web.clients import Client
@@ -51,6 +51,7 @@ class Hub:
         # One command client and one broadcaster per shard (tcpws.shards),
         # each with its own probe, reconnect and gap fill; [0] is the above.
         self.shard_commands: list[aioredis.Redis] = []
+        self.stream_keys: list[str] = []  # each shard's history stream
         self._broadcasters: list[Broadcaster] = []
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -61,7 +62,18 @@ class Hub:
 
     @property
     def shards(self) -> int:
+        if self.config.redis_cluster:
+            return len(self.config.tcp_ports)
         return len(self.config.redis_urls)
+
+    def shard_for(self, port: int) -> int:
+        """The shard that holds `port`'s lines: in a cluster each port is one
+        (in --tcp-ports order; a port not listed: the first); else
+        tcpws.shards.shard_of."""
+        if self.config.redis_cluster:
+            ports = self.config.tcp_ports
+            return ports.index(port) if port in ports else 0
+        return shard_of(port, self.shards)
 
     @property
     def commands(self) -> aioredis.Redis:
@@ -79,9 +91,12 @@ class Hub:
         `on_failure` is called if one of them dies: a loop that died silently
         would leave a process that looks alive and serves nothing."""
         cfg = self.config
-        for shard, url in enumerate(cfg.redis_urls):
+        if cfg.redis_cluster:
+            self._start_cluster()
+        for shard, url in enumerate(() if cfg.redis_cluster else cfg.redis_urls):
             commands = redisconn.connect(url, client_name=cfg.redis_client_name)
             self.shard_commands.append(commands)
+            self.stream_keys.append(STREAM_KEY)
             self._broadcasters.append(Broadcaster(
                 url, cfg.redis_client_name, f"tcpws:probe:{cfg.heartbeat_name}",
                 commands, self.stats, shard=shard))
@@ -102,17 +117,40 @@ class Hub:
             self._tasks.append(task)
         self.state = "running"
 
+    def _start_cluster(self) -> None:
+        """One shard per TCP port, all on one cluster client (tcpws.cluster):
+        each subscribes to the master of its port's slot."""
+        cfg = self.config
+        client = cluster.connect(cfg.redis_cluster, client_name=cfg.redis_client_name)
+        for shard, port in enumerate(cfg.tcp_ports):
+            keys = cluster.port_keys(port)
+
+            async def locate(refresh: bool, key: str = keys.stream) -> str:
+                return cluster.node_url(cfg.redis_cluster,
+                                        await cluster.owner(client, key, refresh))
+
+            self.shard_commands.append(client)  # type: ignore[arg-type]
+            self.stream_keys.append(keys.stream)
+            self._broadcasters.append(Broadcaster(
+                cfg.redis_cluster, cfg.redis_client_name, keys.probe(cfg.heartbeat_name),
+                client, self.stats, shard=shard, keys=keys, locate=locate))  # type: ignore[arg-type]
+
+    @property
+    def _clients(self) -> list[aioredis.Redis]:
+        """Each command client once (a cluster's serves every shard)."""
+        return list({id(c): c for c in self.shard_commands}.values())
+
     async def stop(self) -> None:
         """Cancel the loops, remove our heartbeat (briefly), close Redis."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._commands is not None:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):
+            with contextlib.suppress(RedisError, OSError, TimeoutError, RedisClusterException):
                 async with asyncio.timeout(HEARTBEAT_REMOVE_TIMEOUT):
                     await remove_heartbeat(self._commands, self.config.heartbeat_name)
-        for commands in self.shard_commands:
-            with contextlib.suppress(RedisError, OSError):
+        for commands in self._clients:
+            with contextlib.suppress(RedisError, OSError, RedisClusterException):
                 await commands.aclose()
 
     async def wait_live(self) -> None:
@@ -203,7 +241,7 @@ class Hub:
                 async with asyncio.timeout(REDIS_READ_TIMEOUT):
                     await write_heartbeat(self.commands, self.config.heartbeat_name,
                                           self.heartbeat_fields())
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, OSError, TimeoutError, RedisClusterException) as exc:
                 log.debug("heartbeat not written: %s", exc)
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
@@ -215,14 +253,15 @@ class Hub:
             try:
                 async with asyncio.timeout(REDIS_READ_TIMEOUT):
                     return await read_heartbeats(commands)
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, OSError, TimeoutError, RedisClusterException) as exc:
                 log.debug("heartbeats not read: %s", exc)
                 return []
 
-        if len(self.shard_commands) == 1:
-            return await read(self.commands)
+        clients = self._clients
+        if len(clients) == 1:
+            return await read(clients[0])
         seen: dict[str, dict[str, str]] = {}
-        for found in await asyncio.gather(*(read(c) for c in self.shard_commands)):
+        for found in await asyncio.gather(*(read(c) for c in clients)):
             for hb in found:
                 seen.setdefault(hb.get("name", ""), hb)
         return [seen[name] for name in sorted(seen)]
@@ -236,7 +275,7 @@ class Hub:
             try:
                 async with asyncio.timeout(REDIS_READ_TIMEOUT):
                     head = await b.stream_head()
-            except (RedisError, OSError, TimeoutError) as exc:
+            except (RedisError, OSError, TimeoutError, RedisClusterException) as exc:
                 log.debug("stream head of shard %d not read: %s", b.shard, exc)
             last = b.last_id
             lag = None
@@ -244,9 +283,12 @@ class Hub:
                 lag = max(0, head[0] - last[0]) if head > last else 0
             elif last is not None and b.ready:
                 lag = 0
-            return {"shard": b.shard, "address": b.address, "up": b.ready,
-                    "last_id": format_stream_id(last) if last and last != (0, 0) else None,
-                    "lag_ms": lag}
+            doc = {"shard": b.shard, "address": b.address, "up": b.ready,
+                   "last_id": format_stream_id(last) if last and last != (0, 0) else None,
+                   "lag_ms": lag}
+            if self.config.redis_cluster:
+                doc["port"] = self.config.tcp_ports[b.shard]
+            return doc
 
         return list(await asyncio.gather(*(one(b) for b in self._broadcasters)))
 
@@ -277,7 +319,7 @@ class Hub:
             "last_id": None,
             "workers": workers,
         }
-        if len(self._broadcasters) == 1:
+        if len(self._broadcasters) == 1 and not self.config.redis_cluster:
             last = self._subscription.last_id
             doc["last_id"] = format_stream_id(last) if last and last != (0, 0) else None
             return doc

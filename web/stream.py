@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from starlette.datastructures import Headers, QueryParams
 
 from tcpws import syslog
@@ -66,13 +67,15 @@ def _port(text: str) -> int:
 
 
 def parse_params(query: QueryParams, last_event_id: str | None = None,
-                 shards: int = 1) -> StreamParams:
+                 shards: int = 1, shard_for: Callable[[int], int] | None = None
+                 ) -> StreamParams:
     """Validate the query parameters; ValueError says what is wrong.
     An empty `port=` or `since=` means "not given" (what a page sends before
     it has an id). `port=8001,8002` asks for several ports. An SSE client's
     `Last-Event-ID` is newer than the `since=` of the URL it reconnects to,
     so it wins. With several shards `since=` is a cursor (tcpws.shards), or,
-    with one `port=`, that port's shard's plain id."""
+    with one `port=`, that port's shard's plain id. `shard_for`: a port's
+    shard (default: tcpws.shards.shard_of)."""
     fmt = query.get("format", "raw").lower()
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt[:20]!r}: use raw or json")
@@ -95,7 +98,8 @@ def parse_params(query: QueryParams, last_event_id: str | None = None,
         if is_cursor(text):
             cursor = parse_cursor(text, shards)
             if one is not None:
-                since, cursor = (cursor[shard_of(one, shards)], -1), None
+                shard = shard_for(one) if shard_for else shard_of(one, shards)
+                since, cursor = (cursor[shard], -1), None
         elif one is None:
             raise ValueError("with several Redis shards since= takes the id of a "
                              "format=json frame's last line (a cursor), or needs one port=")
@@ -132,7 +136,7 @@ async def admit(hub: Hub, query: QueryParams, headers: Headers,
     if isinstance(grant, auth.Refusal):
         raise _token_refusal(grant, 401)
     try:
-        params = parse_params(query, last_event_id, hub.shards)
+        params = parse_params(query, last_event_id, hub.shards, hub.shard_for)
     except ValueError as exc:
         raise Refusal("bad_request", 1008, str(exc), 400) from None
     ports = grant.scope(params.ports)
@@ -158,8 +162,8 @@ async def _check_since(hub: Hub, since: StreamId) -> None:
         return
     try:
         async with asyncio.timeout(START_WAIT):
-            head = await history_head(hub.commands)
-    except (RedisError, OSError, TimeoutError):
+            head = await history_head(hub.commands, hub.stream_keys[0])
+    except (RedisError, OSError, TimeoutError, RedisClusterException):
         # As a failed replay: the client resumes again rather than skip a gap.
         raise Refusal("history", 1011, "history read failed", 503) from None
     if since > (head or (0, 0)):
@@ -223,7 +227,7 @@ def _resume(hub: Hub, client: Client, params: StreamParams) -> _Replay | None:
         return None
     hub.stats.resumes += 1
     one = next(iter(params.ports)) if params.ports is not None and len(params.ports) == 1 else None
-    shard = 0 if one is None else shard_of(one, hub.shards)
+    shard = 0 if one is None else hub.shard_for(one)
     return _Replay(hub, client, [(shard, *params.since)])
 
 
@@ -245,12 +249,13 @@ class _Replay:
             client.sent[shard] = since
         try:
             for shard, since, index in self._since:
-                await replay(client, self._hub.shard_commands[shard], since, index, shard)
+                await replay(client, self._hub.shard_commands[shard], since, index, shard,
+                             self._hub.stream_keys[shard])
                 if client.overflowed or client.close_code is not None:
                     # Live lines of the shards not replayed lie past a gap.
                     client.drop_queued()
                     return
-        except (RedisError, TimeoutError) as exc:
+        except (RedisError, TimeoutError, RedisClusterException) as exc:
             log.warning("history read for %s failed: %s; closing 1011", client.peer, exc)
             self._hub.stats.drop("history")
             await client.close(1011, "history read failed")

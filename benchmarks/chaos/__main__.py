@@ -6,7 +6,11 @@ socket, runs ack-tracking TCP senders and resuming WebSocket watchers
 (benchmarks.chaos.load) for `--duration` seconds while two chaos loops each
 `kill -9` a random ready process of their kind (one loop for tcp workers, one
 for web processes, each every 2-5 s; with `--kill-redis` a third one kills
-the embedded redis every 6-12 s). Then it stops the load, waits until every
+the embedded redis every 6-12 s). With `--redis-cluster` it runs over a
+local Redis Cluster instead (testkit.cluster: 3 masters, 4 replicas, Redis
+7) with `--ack-replicas 1` and one TCP port, and `--kill-redis` kills the
+master of that port's slot (a replica is promoted; the killed node is
+started again 3 s later and rejoins as a replica). Then it stops the load, waits until every
 sender has all its lines acked and every watcher has every acked line, stops
 the supervisor gracefully and prints the counts.
 
@@ -40,6 +44,8 @@ from typing import Any
 from benchmarks.chaos.load import Sender, Watcher
 from benchmarks.chaos.verify import print_report, summary, verify
 from supervisor.control import ControlUnavailable, send
+from tcpws.cluster import port_keys
+from testkit.cluster import RedisCluster
 from testkit.procs import ROOT, free_port
 
 log = logging.getLogger("chaos")
@@ -51,6 +57,7 @@ class ChaosConfig:
     seed: int | None = None
     redis_durable: bool = False
     kill_redis: bool = False
+    redis_cluster: bool = False
     senders: int = 4
     watchers: int = 4
     rate: float = 250.0                      # lines/s per sender
@@ -93,7 +100,7 @@ class Run:
         return self.log_path.read_text(errors="replace")
 
 
-def start_system(cfg: ChaosConfig, workdir: Path) -> Run:
+def start_system(cfg: ChaosConfig, workdir: Path, cluster: RedisCluster | None = None) -> Run:
     http = free_port()
     ports = [free_port() for _ in range(cfg.tcp_ports)]
     control = str(workdir / "control.sock")
@@ -103,6 +110,8 @@ def start_system(cfg: ChaosConfig, workdir: Path) -> Run:
             "--stop-timeout", "10"]
     if cfg.redis_durable:
         argv += ["--redis-durable", "--redis-dir", str(workdir / "redis")]
+    if cluster is not None:
+        argv += ["--redis-cluster", cluster.url, "--ack-replicas", "1"]
     log_path = workdir / "supervisor.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": ""}
     with log_path.open("wb") as out:
@@ -148,6 +157,24 @@ async def chaos_loop(run: Run, prefixes: tuple[str, ...], every: tuple[float, fl
             log.info("kill -9 %s (pid %d)", victim["name"], victim["pid"])
 
 
+async def cluster_chaos_loop(cluster: RedisCluster, port: int, every: tuple[float, float],
+                             rng: random.Random, kills: list[Kill]) -> None:
+    """Every `every` seconds, kill -9 the master of `port`'s slot once the
+    cluster is healthy again (every replica link up), and start the node
+    again 3 s later (it rejoins as a replica of the promoted one)."""
+    key = port_keys(port).stream
+    while True:
+        await asyncio.sleep(rng.uniform(*every))
+        await asyncio.to_thread(cluster.wait_healthy, 60)
+        master = await asyncio.to_thread(cluster.slot_owner, key)
+        pid = cluster.nodes[master].popen.pid
+        await asyncio.to_thread(cluster.kill, master)
+        kills.append(Kill(time.monotonic(), f"redis.{master}", pid))
+        log.info("kill -9 cluster master %d (pid %d)", master, pid)
+        await asyncio.sleep(3)
+        await asyncio.to_thread(cluster.start_node, master)
+
+
 async def holds_within(cond: Callable[[], bool], seconds: float) -> bool:
     """Poll `cond` until it holds (True) or `seconds` pass (False)."""
     deadline = time.monotonic() + seconds
@@ -158,7 +185,8 @@ async def holds_within(cond: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-async def run_load(cfg: ChaosConfig, run: Run) -> dict[str, Any]:
+async def run_load(cfg: ChaosConfig, run: Run,
+                   cluster: RedisCluster | None = None) -> dict[str, Any]:
     rng = random.Random(cfg.seed)
     stop_load = asyncio.Event()
     senders = [Sender(k, "127.0.0.1", run.tcp_ports[k % len(run.tcp_ports)], cfg.rate)
@@ -171,7 +199,11 @@ async def run_load(cfg: ChaosConfig, run: Run) -> dict[str, Any]:
                                             random.Random(rng.random()))),
              asyncio.create_task(chaos_loop(run, ("web.",), cfg.kill_every,
                                             random.Random(rng.random())))]
-    if cfg.kill_redis:
+    if cfg.kill_redis and cluster is not None:
+        loops.append(asyncio.create_task(cluster_chaos_loop(
+            cluster, run.tcp_ports[0], cfg.redis_kill_every, random.Random(rng.random()),
+            run.kills)))
+    elif cfg.kill_redis:
         loops.append(asyncio.create_task(chaos_loop(run, ("redis",), cfg.redis_kill_every,
                                                     random.Random(rng.random()))))
     t0 = time.monotonic()
@@ -199,7 +231,8 @@ async def run_load(cfg: ChaosConfig, run: Run) -> dict[str, Any]:
     await asyncio.gather(*watching, *pending, return_exceptions=True)
     kinds = Counter(k.name.split(".")[0] for k in run.kills)
     base = {"duration_s": cfg.duration, "seed": cfg.seed, "redis_durable": cfg.redis_durable,
-            "kill_redis": cfg.kill_redis, "kills": len(run.kills), "kills_by_kind": dict(kinds),
+            "kill_redis": cfg.kill_redis, "redis_cluster": cfg.redis_cluster,
+            "kills": len(run.kills), "kills_by_kind": dict(kinds),
             "settled": settled and delivered, "settle_s": round(settle_s, 1)}
     return summary(base, senders, watchers, [verify(senders, w) for w in watchers])
 
@@ -220,6 +253,9 @@ def parse_args(argv: Sequence[str]) -> ChaosConfig:
     p.add_argument("--seed", type=int, default=None, help="seed of the chaos loops")
     p.add_argument("--redis-durable", action="store_true", help="embedded Redis with AOF")
     p.add_argument("--kill-redis", action="store_true", help="also kill -9 the redis")
+    p.add_argument("--redis-cluster", action="store_true",
+                   help="run over a local Redis Cluster (Redis 7), one TCP port, "
+                        "--ack-replicas 1; --kill-redis kills the port's master")
     p.add_argument("--senders", type=int, default=4)
     p.add_argument("--watchers", type=int, default=4, help="WebSocket clients")
     p.add_argument("--rate", type=float, default=250.0, help="lines/s per sender")
@@ -231,7 +267,9 @@ def parse_args(argv: Sequence[str]) -> ChaosConfig:
     p.add_argument("--json", dest="json_out", default=None, help="also write the counts here")
     ns = p.parse_args(list(argv))
     return ChaosConfig(duration=ns.duration, seed=ns.seed, redis_durable=ns.redis_durable,
-                       kill_redis=ns.kill_redis, senders=ns.senders, watchers=ns.watchers,
+                       kill_redis=ns.kill_redis, redis_cluster=ns.redis_cluster,
+                       tcp_ports=1 if ns.redis_cluster else 2, senders=ns.senders,
+                       watchers=ns.watchers,
                        rate=ns.rate, kill_every=ns.kill_every,
                        redis_kill_every=ns.redis_kill_every,
                        settle_timeout=ns.settle_timeout, json_out=ns.json_out)
@@ -242,15 +280,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos | %(message)s",
                         datefmt="%H:%M:%S")
     workdir = Path(tempfile.mkdtemp(prefix="tcpws-chaos-"))
+    cluster = RedisCluster(spare_replica=True) if cfg.redis_cluster else None
     try:
-        run = start_system(cfg, workdir)
-    except RuntimeError as exc:
-        print(f"chaos: {exc}", file=sys.stderr)
-        return 2
-    try:
-        result = asyncio.run(run_load(cfg, run))
+        try:
+            run = start_system(cfg, workdir, cluster)
+        except RuntimeError as exc:
+            print(f"chaos: {exc}", file=sys.stderr)
+            return 2
+        try:
+            result = asyncio.run(run_load(cfg, run, cluster))
+        finally:
+            rc = stop_system(run, 20)
     finally:
-        rc = stop_system(run, 20)
+        if cluster is not None:
+            cluster.stop()
     result["supervisor_rc"] = rc
     print_report(result)
     print("RESULT " + json.dumps(result))

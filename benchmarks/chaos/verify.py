@@ -120,7 +120,7 @@ def summary(base: dict[str, Any], senders: list[Sender], watchers: list[Watcher]
 
 def print_report(r: dict[str, Any]) -> None:
     print(f"chaos: {r['duration_s']:.0f} s, seed {r['seed']}, durable={r['redis_durable']}, "
-          f"kill_redis={r['kill_redis']}")
+          f"kill_redis={r['kill_redis']}, cluster={r.get('redis_cluster', False)}")
     print(f"  kills: {r['kills']} {r['kills_by_kind']}")
     print(f"  lines sent: {r['lines_sent']} (written {r['lines_written']}, "
           f"resent {r['lines_resent']}, sender connections {r['sender_connections']})")

@@ -1,6 +1,7 @@
 """Fixtures that start the real processes under test: `start_worker`
-(`python -m tcp_worker`), `start_web` (`python -m web`) and `publisher`
-(batches published exactly as a tcp worker publishes them)."""
+(`python -m tcp_worker`), `start_web` (`python -m web`), `publisher`
+(batches published exactly as a tcp worker publishes them) and `cluster`
+(a real Redis 7 cluster of 3 masters and 3 replicas)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from testkit.cluster import REDIS7_CLI, REDIS7_SERVER, RedisCluster
 from testkit.procs import Proc, free_port, python_module
 from tests.support.certs import make_certs
 from tests.support.tcp_worker import Dialer, StartWorker
+from tests.support.tools import require_tool
 from tests.support.web import Publisher, StartWeb, Web
 
 
@@ -44,6 +47,31 @@ def dialer(request: pytest.FixtureRequest, tmp_path: Path) -> Dialer:
     certs = make_certs(tmp_path)
     return Dialer(("--tcp-tls-cert", certs.cert_file, "--tcp-tls-key", certs.key_file),
                   certs.client_context())
+
+
+REDIS7_INSTALL = "scripts/install-redis7 (make test runs it as root)"
+
+
+def _cluster(spare_replica: bool) -> Iterator[RedisCluster]:
+    require_tool(str(REDIS7_SERVER), "redis 7 server", REDIS7_INSTALL)
+    require_tool(str(REDIS7_CLI), "redis 7 cli", REDIS7_INSTALL)
+    c = RedisCluster(spare_replica=spare_replica)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def cluster() -> Iterator[RedisCluster]:
+    """A Redis 7 cluster on 127.0.0.1 (skips loudly, or fails under $CI,
+    without the Redis 7 install)."""
+    yield from _cluster(False)
+
+
+@pytest.fixture
+def spare_cluster() -> Iterator[RedisCluster]:
+    """The same with a 7th node, a spare replica that Redis migrates to a
+    master left without one by a failover."""
+    yield from _cluster(True)
 
 
 @pytest.fixture

@@ -6,24 +6,10 @@ there (Redis 6.2 has none)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
-import pytest
 import redis.asyncio as aioredis
 
-from testkit.cluster import REDIS7_CLI, REDIS7_SERVER, RedisCluster
-from tests.support.tools import require_tool
-
-INSTALL = "scripts/install-redis7 (make test runs it as root)"
-
-
-@pytest.fixture
-def cluster() -> Iterator[RedisCluster]:
-    require_tool(str(REDIS7_SERVER), "redis 7 server", INSTALL)
-    require_tool(str(REDIS7_CLI), "redis 7 cli", INSTALL)
-    c = RedisCluster()
-    yield c
-    c.stop()
+from testkit.cluster import RedisCluster
 
 
 async def test_three_masters_three_replicas_with_sharded_pubsub(cluster: RedisCluster) -> None:

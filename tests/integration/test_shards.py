@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from tcpws.protocol import STREAM_KEY, entry_from_stream
 from tcpws.shards import shard_of
-from testkit.procs import RedisServer, free_port, wait_until
+from testkit.procs import RedisServer, free_port
+from tests.support.senders import Collector, Sender, exactly_once, last_line_each, wait_for
 from tests.support.tcp_worker import StartWorker
 from tests.support.web import StartWeb
 
@@ -41,96 +41,6 @@ def ports_one_per_shard() -> list[int]:
         port = free_port()
         found.setdefault(shard_of(port, SHARDS), port)
     return [found[i] for i in range(SHARDS)]
-
-
-class Sender:
-    """One TCP connection to a worker started with --ack: sends numbered
-    lines, counts the acks."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sent = 0
-        self.acked = 0
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._acks: asyncio.Task[None] | None = None
-
-    async def open(self) -> Sender:
-        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
-        self._acks = asyncio.create_task(self._read_acks())
-        return self
-
-    async def _read_acks(self) -> None:
-        assert self._reader is not None
-        while line := await self._reader.readline():
-            if line.startswith(b"+"):
-                self.acked += int(line[1:])
-
-    async def send(self, count: int) -> None:
-        assert self._writer is not None
-        lines = [f"p{self.port}-n{self.sent + i}" for i in range(count)]
-        self._writer.write(("\n".join(lines) + "\n").encode())
-        self.sent += count
-        await self._writer.drain()
-
-    def expected(self) -> list[str]:
-        return [f"p{self.port}-n{i}" for i in range(self.sent)]
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(OSError):
-                await self._writer.wait_closed()
-        if self._acks is not None:
-            self._acks.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._acks
-
-
-class Collector:
-    """A format=json client's lines, and the id of its last frame's last object."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.cursor = ""
-        self.task: asyncio.Task[None] | None = None
-
-    async def run(self, ws: object) -> None:
-        async for frame in ws:  # type: ignore[attr-defined]
-            objects = json.loads(frame)
-            self.lines += [o["data"] for o in objects]
-            self.cursor = objects[-1]["id"]
-
-    def of_port(self, port: int) -> int:
-        prefix = f"p{port}-"
-        return sum(1 for line in self.lines if line.startswith(prefix))
-
-
-async def wait_for(condition: Callable[[], object], within: float, what: str) -> None:
-    """`condition` polled off the loop (it only reads counters and lists)."""
-    await asyncio.to_thread(wait_until, condition, within, 0.05, what)
-
-
-async def last_line_each(senders: list[Sender], clients: list[list[Collector]]) -> None:
-    """One more line per sender, then wait until every client (a list of the
-    Collectors that together make one client) has it: a duplicate of an
-    earlier line of a shard would have come before it."""
-    for s in senders:
-        await s.send(1)
-    last = {s.expected()[-1] for s in senders}
-
-    def all_have_it() -> bool:
-        return all(last <= {line for c in parts for line in c.lines} for parts in clients)
-    await wait_for(all_have_it, 20, "a last line per port, after any duplicate")
-
-
-def exactly_once(lines: list[str], senders: list[Sender]) -> None:
-    expected = Counter(line for s in senders for line in s.expected())
-    got = Counter(lines)
-    missing = expected - got
-    extra = got - expected
-    assert not missing, f"{sum(missing.values())} lines missing, e.g. {list(missing)[:3]}"
-    assert not extra, f"{sum(extra.values())} lines too many, e.g. {list(extra)[:3]}"
 
 
 async def test_three_ports_over_three_shards_resume_exactly_once(

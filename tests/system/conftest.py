@@ -1,7 +1,8 @@
 """Fixtures shared by the browser tests: one headless Chromium (Debian's,
 driven by Playwright; never a downloaded browser); and the integration
-tests' process fixtures (`start_web`, `start_worker`, `publisher`), for
-system tests that need a web process of their own."""
+tests' process fixtures (`start_web`, `start_worker`, `publisher`,
+`cluster`), for system tests that need a web process (or a Redis Cluster)
+of their own."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import publisher, start_web, start_worker
+from tests.integration.conftest import cluster, publisher, start_web, start_worker
 from tests.support.tools import require_tool
 
-__all__ = ["browser", "publisher", "start_web", "start_worker"]
+__all__ = ["browser", "cluster", "publisher", "start_web", "start_worker"]
 
 CHROMIUM = os.environ.get("TCPWS_CHROMIUM") or (
     "/usr/bin/chromium" if os.path.exists("/usr/bin/chromium")

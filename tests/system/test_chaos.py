@@ -1,7 +1,8 @@
 """The chaos run in short (`make chaos` is the full 60 s one): random kill -9
 of tcp workers and web processes under ack-tracking senders and resuming
 WebSocket clients loses no acknowledged line; and with `--redis-durable`,
-killing the embedded Redis too loses none either.
+killing the embedded Redis too loses none either; nor, over a Redis Cluster
+with `--ack-replicas 1`, killing the port's master.
 
 Each run is `python -m benchmarks.chaos` as a subprocess: it starts and
 stops its own supervisor (graceful stop, SIGKILL of its group after)."""
@@ -16,7 +17,10 @@ from typing import Any
 
 import pytest
 
+from testkit.cluster import REDIS7_SERVER
 from testkit.procs import ROOT
+from tests.integration.conftest import REDIS7_INSTALL
+from tests.support.tools import require_tool
 
 
 def chaos(tmp_path: Path, *args: str, timeout: float) -> tuple[dict[str, Any], str]:
@@ -66,5 +70,17 @@ def test_chaos_durable_redis_killed(tmp_path: Path) -> None:
                            timeout=100)
     assert result["kills_by_kind"].get("redis", 0) >= 1
     assert result["kills"] >= 3
+    assert result["supervisor_rc"] == 0
+    no_republished_copies(result, report)
+
+
+@pytest.mark.timeout(150)
+def test_chaos_cluster_masters_killed(tmp_path: Path) -> None:
+    require_tool(str(REDIS7_SERVER), "redis 7 server", REDIS7_INSTALL)
+    result, report = chaos(tmp_path, "--duration", "15", "--seed", "7", "--redis-cluster",
+                           "--kill-redis", "--redis-kill-every", "4-6", "--kill-every", "3-5",
+                           timeout=140)
+    assert result["redis_cluster"]
+    assert result["kills_by_kind"].get("redis", 0) >= 1
     assert result["supervisor_rc"] == 0
     no_republished_copies(result, report)

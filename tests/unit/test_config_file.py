@@ -29,7 +29,7 @@ SAMPLES: dict[str, Any] = {
     "tls_handshake_timeout": 4.5, "tcp_tls_cert": None, "tcp_tls_key": None,
     "tcp_tls_client_ca": None, "tcp_allow": "127.0.0.0/8",
     "spares": False, "jwt_secret": "s" * 32, "jwt_public_key": None, "metrics_token": "m",
-    "http_tls_cert": None, "http_tls_key": None,
+    "http_tls_cert": None, "http_tls_key": None, "redis_cluster": None,
     "framing": ["length32", "9101=octet-count"], "parse": "9102=syslog",
 }
 EXPECTED = {"tcp_port": ("tcp_ports", (9101, 9102)), "tcp_worker_args": ("tcp_worker_args",

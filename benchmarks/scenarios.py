@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -72,9 +73,13 @@ def loadgen(*args: str) -> Iterator[LoadProc]:
         proc.kill()
 
 
-def send_probe(port: int, text: bytes) -> None:
+def send_probe(port: int, text: bytes, tls: ssl.SSLContext | None = None) -> None:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
-        s.sendall(text + b"\n")
+        if tls is None:
+            s.sendall(text + b"\n")
+            return
+        with tls.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(text + b"\n")
 
 
 def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
@@ -83,7 +88,7 @@ def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         for port in system.tcp_ports:
-            send_probe(port, b"p%d" % port)
+            send_probe(port, b"p%d" % port, system.client_tls)
         with contextlib.suppress(TimeoutError):
             clients.expect("PRIMED", 0.2)
             return
@@ -95,14 +100,14 @@ def client_args(system: System, clients: int, expect: int, timeout: float,
                 latency: bool = False, path: str = "/ws") -> list[str]:
     args = ["clients", "--port", str(system.http_port), "--path", path, "--clients", str(clients),
             "--expect", str(expect), "--timeout", str(timeout), "--line-bytes", str(LINE_BYTES),
-            "--prime-tags", str(len(system.tcp_ports))]
+            "--prime-tags", str(len(system.tcp_ports)), *system.tls_args()]
     return [*args, "--latency"] if latency else args
 
 
 def sender_args(system: System, lines: int, timeout: float, rate: float = 0.0) -> list[str]:
     return ["senders", "--ports", ",".join(map(str, system.tcp_ports)), "--lines", str(lines),
             "--senders", str(SENDERS), "--rate", str(rate), "--timeout", str(timeout),
-            "--line-bytes", str(LINE_BYTES)]
+            "--line-bytes", str(LINE_BYTES), *system.tls_args()]
 
 
 def deliver(system: System, clients: int, lines: int, timeout: float,

@@ -6,7 +6,10 @@ plain-text client, a wrong port; it is counted by cause, not raised)."""
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import ssl
+import socket
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from tcpws.keyfiles import tcp_tls_context
@@ -36,6 +39,27 @@ def context_for(config: Config) -> ssl.SSLContext | None:
     if not (config.tls_cert and config.tls_key):
         return None
     return tcp_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+
+
+async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket,
+                    context: ssl.SSLContext, timeout: float) -> None:
+    """Hand an accepted socket to `factory`'s protocol over TLS: asyncio's
+    own TLS protocol on the running loop's plain transport, which is what
+    `connect_accepted_socket(ssl=...)` does on asyncio's loop. Why by hand:
+    on uvloop that call uses uvloop's TLS, which on EOF while the reading is
+    paused for back-pressure drops the bytes not yet read; asyncio's keeps
+    them (it waits for the resume), and this way runs on uvloop's faster
+    loop too. Raises what the handshake raised (the socket is closed)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    protocol = asyncio.sslproto.SSLProtocol(loop, factory(), context, waiter, server_side=True,
+                                            ssl_handshake_timeout=timeout)
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
 
 
 def subject_of(transport: asyncio.BaseTransport) -> str:

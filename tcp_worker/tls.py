@@ -1,38 +1,26 @@
 """TLS on the tcp worker's port: the context built once from the flags, the
-sender's subject under mutual TLS, and why a handshake failed, as one of
-`HANDSHAKE_CAUSES` (a failed handshake is ordinary traffic: scanners, a
-plain-text client, a wrong port; it is counted by cause, not raised)."""
+hand-over of an accepted socket (`serve_tls`), the sender's subject under
+mutual TLS, and a plain port's guard against TLS clients. Why a handshake
+failed: `tcpws.handshake`."""
 
 from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto
-import ssl
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from tcpws.handshake import HANDSHAKE_CAUSES, handshake_cause
 from tcpws.keyfiles import tcp_tls_context
 from tcpws.logs import CauseLog
 
 from .config import Config
 from .stats import WorkerStats
 
-HANDSHAKE_CAUSES = (
-    "timeout",  # no handshake within --tls-handshake-timeout
-    "not_tls",  # plain text (or HTTP) on the TLS port
-    "unknown_ca",  # a client certificate that --tcp-tls-client-ca did not sign
-    "cert_expired",  # a client certificate out of its validity period
-    "no_cert",  # mutual TLS and no client certificate
-    "rejected_by_client",  # the sender refused our certificate
-    "closed",  # the sender went away during the handshake
-    "other",
-)
-_EXPIRED_CODES = {9, 10}  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
-_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
-            "UNSUPPORTED_PROTOCOL", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
-            "PACKET_LENGTH_TOO_LONG", "UNEXPECTED_RECORD"}
-
+__all__ = ["HANDSHAKE_CAUSES", "PlainPortGuard", "context_for", "handshake_cause", "serve_tls",
+           "subject_of"]
 
 def context_for(config: Config) -> ssl.SSLContext | None:
     """The port's TLS context, or None for plain TCP (files checked at start)."""
@@ -42,7 +30,7 @@ def context_for(config: Config) -> ssl.SSLContext | None:
 
 
 async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket,
-                    context: ssl.SSLContext, timeout: float) -> None:
+                    context: ssl.SSLContext, handshake_timeout: float) -> None:
     """Hand an accepted socket to `factory`'s protocol over TLS: asyncio's
     own TLS protocol on the running loop's plain transport, which is what
     `connect_accepted_socket(ssl=...)` does on asyncio's loop. Why by hand:
@@ -53,7 +41,7 @@ async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], sock: socket.so
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
     protocol = asyncio.sslproto.SSLProtocol(loop, factory(), context, waiter, server_side=True,
-                                            ssl_handshake_timeout=timeout)
+                                            ssl_handshake_timeout=handshake_timeout)
     transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
     try:
         await waiter
@@ -70,29 +58,6 @@ def subject_of(transport: asyncio.BaseTransport) -> str:
             if key == "commonName":
                 return str(value)
     return ""
-
-
-def handshake_cause(exc: BaseException) -> str:
-    """Which of HANDSHAKE_CAUSES a failed handshake's exception means."""
-    if isinstance(exc, TimeoutError) or (
-            isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc)):
-        return "timeout"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "cert_expired" if exc.verify_code in _EXPIRED_CODES else "unknown_ca"
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return "closed"
-    if isinstance(exc, ssl.SSLError):
-        reason = str(exc.reason or "")
-        if reason in _NOT_TLS:
-            return "not_tls"
-        if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-            return "no_cert"
-        if "ALERT" in reason:
-            return "rejected_by_client"
-        return "other"
-    if isinstance(exc, ConnectionError | EOFError):
-        return "closed"
-    return "other"
 
 
 class _Guarded(Protocol):

@@ -41,7 +41,9 @@ async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], sock: socket.so
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
     protocol = asyncio.sslproto.SSLProtocol(loop, factory(), context, waiter, server_side=True,
-                                            ssl_handshake_timeout=handshake_timeout)
+                                            # a float works; typeshed says int
+                                            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+                                            )
     transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
     try:
         await waiter

@@ -29,21 +29,47 @@ def context_for(config: Config) -> ssl.SSLContext | None:
     return tcp_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
 
 
+class HalfCloseTLS(asyncio.sslproto.SSLProtocol):
+    """asyncio's TLS protocol, plus the sender's half-close: after its
+    close_notify our own shutdown waits for the connection's close() (once
+    every ack is written; `Connection.close_when_flushed`) instead of
+    starting at once, and a TCP FIN after that close_notify keeps the
+    socket open as well. Why a subclass: asyncio starts its shutdown right
+    after `eof_received()`, whatever that returns."""
+
+    _peer_closed = False
+
+    def _call_eof_received(self) -> None:
+        self._peer_closed = True
+        super()._call_eof_received()  # type: ignore[misc]  # private: not in typeshed
+
+    def _start_shutdown(self) -> None:
+        if self._peer_closed and not self._app_transport.is_closing():
+            return  # the connection's close() starts it, acks written
+        super()._start_shutdown()
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # typeshed: None
+        if self._peer_closed:
+            return True  # TLS ended already: the FIN changes nothing
+        return super().eof_received()
+
+
 async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket,
                     context: ssl.SSLContext, handshake_timeout: float) -> None:
     """Hand an accepted socket to `factory`'s protocol over TLS: asyncio's
-    own TLS protocol on the running loop's plain transport, which is what
-    `connect_accepted_socket(ssl=...)` does on asyncio's loop. Why by hand:
-    on uvloop that call uses uvloop's TLS, which on EOF while the reading is
-    paused for back-pressure drops the bytes not yet read; asyncio's keeps
-    them (it waits for the resume), and this way runs on uvloop's faster
-    loop too. Raises what the handshake raised (the socket is closed)."""
+    own TLS protocol (`HalfCloseTLS`) on the running loop's plain transport,
+    which is what `connect_accepted_socket(ssl=...)` does on asyncio's loop.
+    Why by hand: on uvloop that call uses uvloop's TLS, which on EOF while
+    the reading is paused for back-pressure drops the bytes not yet read;
+    asyncio's keeps them (it waits for the resume), and this way runs on
+    uvloop's faster loop too. Raises what the handshake raised (the socket
+    is closed)."""
     loop = asyncio.get_running_loop()
     waiter = loop.create_future()
-    protocol = asyncio.sslproto.SSLProtocol(loop, factory(), context, waiter, server_side=True,
-                                            # a float works; typeshed says int
-                                            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
-                                            )
+    protocol = HalfCloseTLS(loop, factory(), context, waiter, server_side=True,
+                            # a float works; typeshed says int
+                            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+                            )
     transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
     try:
         await waiter

@@ -29,6 +29,9 @@ def context_for(config: Config) -> ssl.SSLContext | None:
     return tcp_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
 
 
+RECORD_MAX = 16 * 1024  # TLS plaintext per record, at most: what one read() returns
+
+
 class HalfCloseTLS(asyncio.sslproto.SSLProtocol):
     """asyncio's TLS protocol, plus the sender's half-close: after its
     close_notify our own shutdown waits for the connection's close() (once
@@ -47,6 +50,30 @@ class HalfCloseTLS(asyncio.sslproto.SSLProtocol):
         if self._peer_closed and not self._app_transport.is_closing():
             return  # the connection's close() starts it, acks written
         super()._start_shutdown()
+
+    def _do_read__copied(self) -> None:
+        """asyncio's, minus its last `read()` per event, which only raises
+        SSLWantReadError (and allocates a 256 KiB bytes object first): it
+        stops once neither the incoming BIO nor OpenSSL holds a byte more."""
+        incoming, sslobj = self._incoming, self._sslobj  # type: ignore[attr-defined]
+        chunks: list[bytes] = []
+        chunk = b"1"
+        try:
+            while True:
+                chunk = sslobj.read(RECORD_MAX)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not incoming.pending and not sslobj.pending():
+                    break
+        except (ssl.SSLWantReadError, ssl.SSLSyscallError):
+            pass
+        if chunks:
+            self._app_protocol.data_received(  # type: ignore[attr-defined]
+                chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if not chunk:  # close_notify
+            self._call_eof_received()
+            self._start_shutdown()
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # typeshed: None
         if self._peer_closed:

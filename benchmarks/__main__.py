@@ -9,7 +9,8 @@ each phase runs against one then the other, so that the machine's noise
 DIR/results.json, DIR/summary.md and DIR/bench.png; one line of progress is
 printed per step. The device-like phases (`benchmarks.devices_phase`):
 1,000 connections × 10 lines/s and 10,000 × 1 line/s, each line its own
-write, 10 clients, `--seconds` each. Every process is stopped at the end, also on Ctrl-C."""
+write, 10 clients, `--seconds` each. TLS next to plain: `benchmarks.tls_phases`. Every
+process is stopped at the end, also on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks import devices_phase, framings_phase, report, scenarios, sse
+from benchmarks import devices_phase, framings_phase, report, scenarios, sse, tls_phases
 from benchmarks.measure import raise_nofile
 from benchmarks.systems import ROOT, Original, Ours, Service, System
 
@@ -61,7 +62,7 @@ PROFILES = {
 }
 # The phases, in the order they run; `--phases` picks some.
 PHASES = ("throughput", "latency", "devices", "recovery", "memory", "shutdown", "sse",
-          "framings")
+          "framings", "tls")
 
 
 class Progress:
@@ -171,6 +172,8 @@ def run(sizes: Sizes, progress: Progress, web_args: str = "",
         results["ours"]["framings"] = attempt(progress, "ours framings", partial(
             framings_phase.run, sizes.framing_lines, sizes.parse_lines, sizes.framing_rounds,
             sizes.phase_timeout, progress))
+    if "tls" in phases:  # TLS next to plain, on fresh systems (benchmarks.tls_phases)
+        results["tls"] = tls_phases.attempt_run(sizes, progress, web_args)
     if sizes.loaded_shutdown_lines and "shutdown" in phases:
         for fresh in (Original(), Ours(web_args=web_args)):
             fresh.start()
@@ -232,8 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                        "cpus": os.cpu_count(),
                        "when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    summary = report.markdown(results) + (sse.markdown(results["sse"], results["ours"].get(
-        "memory_ws")) if "sse" in results else "")
+    summary = report.markdown(results) + (sse.markdown(
+        results["sse"], results["ours"].get("memory_ws")) if "sse" in results else "")
+    summary += tls_phases.markdown(results.get("tls"))
     (out / "summary.md").write_text(summary)
     report.plot(results, out / "bench.png")
     print(summary)

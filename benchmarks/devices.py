@@ -170,14 +170,14 @@ async def _read_start() -> float:
 
 async def run_part(args: argparse.Namespace) -> dict[str, Any]:
     """One sender process: connections `part`, `part + processes`, ..."""
-    from benchmarks.loadgen import cpu_used, emit
+    from benchmarks.loadgen import cpu_used, emit, tls_context
     from benchmarks.wsclient import timestamp
     loop = asyncio.get_running_loop()
     ports = [int(p) for p in args.ports.split(",")]
     devs = [Device(i, *schedule(i, args.connections, args.rate))
             for i in range(args.part, args.connections, args.processes)]
     gate = asyncio.Semaphore(100)
-    tls = ssl.create_default_context(cafile=args.tls_ca) if args.tls_ca else None
+    tls = tls_context(args)
     await asyncio.gather(*(_connect(loop, d, args.host, ports[d.conn % len(ports)], gate, tls)
                            for d in devs))
     emit("READY")

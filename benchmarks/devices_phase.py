@@ -53,7 +53,7 @@ def deliver_devices(system: System, connections: int, rate: float, seconds: floa
     `clients` WebSocket clients; lost, latency and CPU per line."""
     expected = connections * lines_each(rate, seconds)
     timeout = seconds + 60
-    fleet = Fleet(system.tcp_ports, connections, rate, seconds)
+    fleet = Fleet(system.tcp_ports, connections, rate, seconds, tls_ca=system.tls_ca)
     shares = [clients // CLIENT_PROCS + (i < clients % CLIENT_PROCS)
               for i in range(min(clients, CLIENT_PROCS))]
     with contextlib.ExitStack() as stack:

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import resource
+import ssl
 import sys
 import threading
 import time
@@ -78,7 +79,7 @@ async def run_clients(args: argparse.Namespace) -> dict[str, Any]:
     counters = [LineCounter(args.line_bytes, [] if args.latency else None)
                 for _ in range(args.clients)]
     clients = await open_clients(args.host, args.port, args.path, counters,
-                                 protocol=client_protocol(args.path))
+                                 protocol=client_protocol(args.path), tls=tls_context(args))
     emit("READY")
     stop = asyncio.ensure_future(stdin_line())
     async with asyncio.timeout(args.prime_timeout):
@@ -135,14 +136,20 @@ def latencies_summary(values: list[float]) -> dict[str, Any]:
             "max": values[-1], "q": [values[round(i * last / 1000)] for i in range(1001)]}
 
 
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """`--tls-ca FILE`: speak TLS (senders) and wss:// (clients), trusting FILE."""
+    return ssl.create_default_context(cafile=args.tls_ca) if args.tls_ca else None
+
+
 def flat_payload(sender: int, lines: int, length: int) -> bytes:
     return b"".join(make_line(sender, seq, ZERO_TS, length) for seq in range(lines))
 
 
-async def send_flat(port: int, host: str, payload: bytes) -> float:
+async def send_flat(port: int, host: str, payload: bytes,
+                    tls: ssl.SSLContext | None = None) -> float:
     """Write the whole payload at once (TCP flow control paces us); return
     the time the last byte was handed to the kernel."""
-    _, writer = await asyncio.open_connection(host, port)
+    _, writer = await asyncio.open_connection(host, port, ssl=tls)
     writer.write(payload)
     await writer.drain()
     done = time.monotonic()
@@ -152,9 +159,9 @@ async def send_flat(port: int, host: str, payload: bytes) -> float:
 
 
 async def send_paced(sender: int, port: int, host: str, lines: int, length: int,
-                     rate: float, t0: float) -> float:
+                     rate: float, t0: float, tls: ssl.SSLContext | None = None) -> float:
     """Send `lines` at `rate` lines/s, each stamped with the time it is written."""
-    _, writer = await asyncio.open_connection(host, port)
+    _, writer = await asyncio.open_connection(host, port, ssl=tls)
     sent = 0
     while sent < lines:
         now = time.monotonic()
@@ -179,6 +186,7 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
              for i in range(args.senders)]
     payloads = [] if args.rate else [reframe(flat_payload(i, share[i], args.line_bytes),
                                              args.framing) for i in range(args.senders)]
+    tls = tls_context(args)
     cpu0 = cpu_used()  # building the payloads is not part of the phase
     t0 = time.monotonic()
     async with asyncio.timeout(args.timeout):
@@ -186,10 +194,10 @@ async def run_senders(args: argparse.Namespace) -> dict[str, Any]:
             per = args.rate / args.senders
             ends = await asyncio.gather(*(
                 send_paced(i, ports[i % len(ports)], args.host, share[i], args.line_bytes,
-                           per, t0) for i in range(args.senders)))
+                           per, t0, tls) for i in range(args.senders)))
         else:
             ends = await asyncio.gather(*(
-                send_flat(ports[i % len(ports)], args.host, payloads[i])
+                send_flat(ports[i % len(ports)], args.host, payloads[i], tls)
                 for i in range(args.senders)))
     return {"t0": t0, "t_end": max(ends), "sent": args.lines, "cpu": cpu_used() - cpu0}
 
@@ -243,6 +251,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="how flat-out senders frame their lines (the ports' --framing)")
     p.add_argument("--kind", choices=["ws", "tcp"], default="ws")
     p.add_argument("--steps", default="1000")
+    p.add_argument("--tls-ca", default="",
+                   help="TLS to the TCP ports and wss:// to the web, trusting this PEM CA")
     return p.parse_args(argv)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from benchmarks.framings_phase import framing_goals, framing_rows
 from benchmarks.report_devices import device_goals, device_keys, device_rows, plot_devices
 from benchmarks.rows import Results, Row, get
+from benchmarks.tls_phases import goal as tls_goal
 
 
 def _memory(results: Results, system: str, kind: str, count: int) -> float | None:
@@ -105,6 +106,8 @@ def goals(results: Results) -> list[tuple[str, str, bool | None]]:
                         f"{kb:.1f} KB at {biggest['connections']:,}", kb <= limit))
     out += device_goals(results)
     out += framing_goals(results)
+    if (tls := tls_goal(results.get("tls"))) is not None:
+        out.append(tls)
     rec = get(results, "ours", "recovery", "seconds")
     if "recovery" in ours:
         out.append(("kill -9 of a TCP worker → accepting again ≤ 0.5 s",

@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Iterator
@@ -73,9 +74,14 @@ def loadgen(*args: str) -> Iterator[LoadProc]:
         proc.kill()
 
 
-def send_probe(port: int, text: bytes, framing: str = "newline") -> None:
+def send_probe(port: int, text: bytes, framing: str = "newline",
+               tls: ssl.SSLContext | None = None) -> None:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as s:
-        s.sendall(frame(framing, text))
+        if tls is None:
+            s.sendall(frame(framing, text))
+            return
+        with tls.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(frame(framing, text))
 
 
 def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
@@ -84,7 +90,8 @@ def prime(system: System, clients: LoadProc, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         for port in system.tcp_ports:
-            send_probe(port, b"p%d" % port, system.framings.get(port, "newline"))
+            send_probe(port, b"p%d" % port, system.framings.get(port, "newline"),
+                       system.client_tls)
         with contextlib.suppress(TimeoutError):
             clients.expect("PRIMED", 0.2)
             return
@@ -96,7 +103,7 @@ def client_args(system: System, clients: int, expect: int, timeout: float,
                 latency: bool = False, path: str = "/ws") -> list[str]:
     args = ["clients", "--port", str(system.http_port), "--path", path, "--clients", str(clients),
             "--expect", str(expect), "--timeout", str(timeout), "--line-bytes", str(LINE_BYTES),
-            "--prime-tags", str(len(system.tcp_ports))]
+            "--prime-tags", str(len(system.tcp_ports)), *system.tls_args()]
     return [*args, "--latency"] if latency else args
 
 
@@ -107,7 +114,7 @@ def sender_args(system: System, lines: int, timeout: float, rate: float = 0.0,
     framing = system.framings.get(port, "newline") if port is not None else "newline"
     return ["senders", "--ports", ",".join(map(str, ports)), "--lines", str(lines),
             "--senders", str(SENDERS), "--rate", str(rate), "--timeout", str(timeout),
-            "--line-bytes", str(LINE_BYTES), "--framing", framing]
+            "--line-bytes", str(LINE_BYTES), "--framing", framing, *system.tls_args()]
 
 
 def deliver(system: System, clients: int, lines: int, timeout: float,

@@ -16,6 +16,7 @@ import contextlib
 import os
 import queue
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,9 +35,9 @@ from testkit.procs import free_port, port_open, wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=1) as resp:
+        with urllib.request.urlopen(url, timeout=1, context=context) as resp:
             return int(resp.status) == 200
     except (urllib.error.URLError, OSError):
         return False
@@ -108,6 +110,9 @@ class System:
     """Common shape: an HTTP port with /ws, TCP ports, and server processes."""
 
     name = "system"
+    # Set (benchmarks.tls_phases): its TCP and HTTP ports speak TLS with a
+    # certificate this CA file signed; every client and sender trusts it.
+    tls_ca = ""
 
     def __init__(self, tcp_ports: int = 3) -> None:
         self.http_port = free_port()
@@ -121,6 +126,14 @@ class System:
 
     def start(self, timeout: float = 60.0) -> None:
         raise NotImplementedError
+
+    @cached_property
+    def client_tls(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.tls_ca) if self.tls_ca else None
+
+    def tls_args(self) -> list[str]:
+        """The load generator's flags to speak TLS to this system."""
+        return ["--tls-ca", self.tls_ca] if self.tls_ca else []
 
     def server_pids(self) -> list[int]:
         """Processes whose memory and CPU count as the system's."""
@@ -138,7 +151,7 @@ class System:
             if not all(s.alive() for s in self.services):
                 raise RuntimeError(f"{self.name} exited during start:\n"
                                    + "\n".join(s.output() for s in self.services)[-3000:])
-            if ready_url and not http_ok(ready_url):
+            if ready_url and not http_ok(ready_url, self.client_tls):
                 return False
             return port_open(self.http_port) and all(port_open(p) for p in self.tcp_ports)
         wait_until(ready, timeout, interval=0.1, what=f"{self.name} to be ready")
@@ -201,7 +214,8 @@ class Ours(System):
             if self.web_args:
                 argv += ["--web-args", self.web_args]
             self.services = [Service(self.name, argv)]
-        self._wait_ready(timeout, f"http://127.0.0.1:{self.http_port}/readyz")
+        scheme = "https" if self.tls_ca else "http"
+        self._wait_ready(timeout, f"{scheme}://127.0.0.1:{self.http_port}/readyz")
 
     def _start_standalone(self) -> None:
         from tcpws.redis_server import find_redis_server, redis_argv

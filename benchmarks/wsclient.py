@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import cast
@@ -196,16 +197,19 @@ class WsClient(asyncio.Protocol):
 
 async def open_clients(host: str, port: int, path: str, counters: list[LineCounter],
                        concurrency: int = 100, within: float = 60.0,
-                       protocol: type[WsClient] = WsClient) -> list[WsClient]:
+                       protocol: type[WsClient] = WsClient,
+                       tls: ssl.SSLContext | None = None) -> list[WsClient]:
     """Open one client per counter, at most `concurrency` handshakes at a time
-    (`protocol`: WsClient, or benchmarks.sse.SseClient for `/sse`)."""
+    (`protocol`: WsClient, or benchmarks.sse.SseClient for `/sse`; `tls`:
+    wss:// / https://)."""
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(counter: LineCounter) -> WsClient:
         async with gate:
             _, proto = await loop.create_connection(
-                lambda: protocol(host, port, path, counter), host, port)
+                lambda: protocol(host, port, path, counter), host, port, ssl=tls,
+                server_hostname=host if tls else None)
             await proto.opened
             return proto
 

@@ -27,9 +27,8 @@ log = logging.getLogger("supervisor")
 WEB_FIELDS = ("web_args", "max_clients", "http_timeout", "allowed_origins", "jwt_secret",
               "jwt_public_key", "metrics_token", "http_tls_cert", "http_tls_key")
 TCP_FIELDS = ("tcp_worker_args", "ack", "ack_replicas", "coalesce_ms", "framing", "parse",
-              "tcp_tls_cert", "tcp_tls_key", "tcp_tls_client_ca", "tls_handshake_timeout",
-              "proxy_protocol", "tcp_allow")
-BOTH_FIELDS = ("log_level", "log_format")
+              "tcp_tls_cert", "tcp_tls_key", "tcp_tls_client_ca", "proxy_protocol", "tcp_allow")
+BOTH_FIELDS = ("log_level", "log_format", "tls_handshake_timeout")
 LIVE_FIELDS = frozenset({"tcp_workers", *WEB_FIELDS, *TCP_FIELDS, *BOTH_FIELDS,
                          "command", "print_config"})
 

@@ -102,9 +102,13 @@ def tcp_security_args(cfg: SupervisorConfig) -> list[str]:
 
 
 def web_security_env(cfg: SupervisorConfig) -> dict[str, str]:
-    """The JWT, metrics-token and HTTPS settings, through the environment:
+    """The JWT, metrics-token and HTTPS settings (and, with HTTPS, the
+    handshake time-out), through the environment:
     a secret on a command line shows in `ps` to every local user."""
     pairs = (("TCPWS_JWT_SECRET", cfg.jwt_secret), ("TCPWS_JWT_PUBLIC_KEY", cfg.jwt_public_key),
              ("TCPWS_METRICS_TOKEN", cfg.metrics_token),
              ("TCPWS_HTTP_TLS_CERT", cfg.http_tls_cert), ("TCPWS_HTTP_TLS_KEY", cfg.http_tls_key))
-    return {var: value for var, value in pairs if value}
+    env = {var: value for var, value in pairs if value}
+    if cfg.http_tls_cert:
+        env["TCPWS_TLS_HANDSHAKE_TIMEOUT"] = str(cfg.tls_handshake_timeout)
+    return env

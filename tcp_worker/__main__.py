@@ -236,18 +236,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except OSError as exc:
         sys.stderr.write(f"tcp_worker: error: {exc.strerror or exc}\n")
         return 2
-    # TLS: asyncio's own loop. uvloop 0.23's TLS transport strands the last
-    # bytes of a connection that closes while its reading is paused for
-    # back-pressure (tests/integration/test_tcp_worker_backpressure.py[tls]).
-    return run_loop(Worker(config, sock).run(), uvloop_ok=not config.tls_cert)
+    return run_loop(Worker(config, sock).run())
 
 
-def run_loop(main: Coroutine[Any, Any, int], uvloop_ok: bool = True) -> int:
+def run_loop(main: Coroutine[Any, Any, int]) -> int:
     """uvloop when installed (it comes with uvicorn[standard]): about 10 %
-    less CPU per line than the default loop (docs/benchmark.md finding 4)."""
+    less CPU per line than the default loop (docs/benchmark.md finding 4).
+    With TLS too: the TLS itself is asyncio's (tcp_worker.tls.serve_tls)."""
     try:
-        if not uvloop_ok:
-            raise ImportError("not with TLS")
         import uvloop
     except ImportError:
         return asyncio.run(main)

@@ -37,7 +37,7 @@ from .config import Config
 from .proxy_protocol import CAUSES as PROXY_CAUSES
 from .proxy_protocol import Address, ProxyHeader, ProxyHeaderError, ProxyHeaderReader
 from .stats import WorkerStats
-from .tls import HANDSHAKE_CAUSES, context_for, handshake_cause
+from .tls import HANDSHAKE_CAUSES, context_for, handshake_cause, serve_tls
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,7 @@ class Admission:
             await loop.connect_accepted_socket(lambda: self._make(proxied), sock)
             return
         try:
-            await loop.connect_accepted_socket(lambda: self._make(proxied), sock,
-                                               ssl=self._context,
-                                               ssl_handshake_timeout=self._timeout)
+            await serve_tls(lambda: self._make(proxied), sock, self._context, self._timeout)
         except (OSError, ssl.SSLError, EOFError, TimeoutError) as exc:
             cause = handshake_cause(exc)
             self._stats.tls_failed[cause] = self._stats.tls_failed.get(cause, 0) + 1

@@ -94,8 +94,8 @@ class Connection(asyncio.Protocol):
             self._publisher.submit(self, text, count, count + dropped, 0,
                                    self._extras(text, count))
         self.close_when_flushed()
-        # asyncio's TLS has no half-close: it closes after this whatever we
-        # answer, and warns about a True once per connection.
+        # Under TLS the answer is not ours to give (tls.HalfCloseTLS keeps the
+        # connection open after a close_notify); asyncio warns about a True.
         return not self._server.config.tls_cert
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -1,41 +1,108 @@
 """TLS on the tcp worker's port: the context built once from the flags, the
-sender's subject under mutual TLS, and why a handshake failed, as one of
-`HANDSHAKE_CAUSES` (a failed handshake is ordinary traffic: scanners, a
-plain-text client, a wrong port; it is counted by cause, not raised)."""
+hand-over of an accepted socket (`serve_tls`), the sender's subject under
+mutual TLS, and a plain port's guard against TLS clients. Why a handshake
+failed: `tcpws.handshake`."""
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
+import socket
 import ssl
+from collections.abc import Callable
 from typing import Any, Protocol
 
+from tcpws.handshake import HANDSHAKE_CAUSES, handshake_cause
 from tcpws.keyfiles import tcp_tls_context
 from tcpws.logs import CauseLog
 
 from .config import Config
 from .stats import WorkerStats
 
-HANDSHAKE_CAUSES = (
-    "timeout",  # no handshake within --tls-handshake-timeout
-    "not_tls",  # plain text (or HTTP) on the TLS port
-    "unknown_ca",  # a client certificate that --tcp-tls-client-ca did not sign
-    "cert_expired",  # a client certificate out of its validity period
-    "no_cert",  # mutual TLS and no client certificate
-    "rejected_by_client",  # the sender refused our certificate
-    "closed",  # the sender went away during the handshake
-    "other",
-)
-_EXPIRED_CODES = {9, 10}  # X509_V_ERR_CERT_NOT_YET_VALID, X509_V_ERR_CERT_HAS_EXPIRED
-_NOT_TLS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "HTTPS_PROXY_REQUEST",
-            "UNSUPPORTED_PROTOCOL", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
-            "PACKET_LENGTH_TOO_LONG", "UNEXPECTED_RECORD"}
-
+__all__ = ["HANDSHAKE_CAUSES", "PlainPortGuard", "context_for", "handshake_cause", "serve_tls",
+           "subject_of"]
 
 def context_for(config: Config) -> ssl.SSLContext | None:
     """The port's TLS context, or None for plain TCP (files checked at start)."""
     if not (config.tls_cert and config.tls_key):
         return None
     return tcp_tls_context(config.tls_cert, config.tls_key, config.tls_client_ca)
+
+
+RECORD_MAX = 16 * 1024  # TLS plaintext per record, at most: what one read() returns
+
+
+class HalfCloseTLS(asyncio.sslproto.SSLProtocol):
+    """asyncio's TLS protocol, plus the sender's half-close: after its
+    close_notify our own shutdown waits for the connection's close() (once
+    every ack is written; `Connection.close_when_flushed`) instead of
+    starting at once, and a TCP FIN after that close_notify keeps the
+    socket open as well. Why a subclass: asyncio starts its shutdown right
+    after `eof_received()`, whatever that returns."""
+
+    _peer_closed = False
+
+    def _call_eof_received(self) -> None:
+        self._peer_closed = True
+        super()._call_eof_received()  # type: ignore[misc]  # private: not in typeshed
+
+    def _start_shutdown(self) -> None:
+        if self._peer_closed and not self._app_transport.is_closing():
+            return  # the connection's close() starts it, acks written
+        super()._start_shutdown()
+
+    def _do_read__copied(self) -> None:
+        """asyncio's, minus its last `read()` per event, which only raises
+        SSLWantReadError (and allocates a 256 KiB bytes object first): it
+        stops once neither the incoming BIO nor OpenSSL holds a byte more."""
+        incoming, sslobj = self._incoming, self._sslobj  # type: ignore[attr-defined]
+        chunks: list[bytes] = []
+        chunk = b"1"
+        try:
+            while True:
+                chunk = sslobj.read(RECORD_MAX)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not incoming.pending and not sslobj.pending():
+                    break
+        except (ssl.SSLWantReadError, ssl.SSLSyscallError):
+            pass
+        if chunks:
+            self._app_protocol.data_received(  # type: ignore[attr-defined]
+                chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        if not chunk:  # close_notify
+            self._call_eof_received()
+            self._start_shutdown()
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # typeshed: None
+        if self._peer_closed:
+            return True  # TLS ended already: the FIN changes nothing
+        return super().eof_received()
+
+
+async def serve_tls(factory: Callable[[], asyncio.BaseProtocol], sock: socket.socket,
+                    context: ssl.SSLContext, handshake_timeout: float) -> None:
+    """Hand an accepted socket to `factory`'s protocol over TLS: asyncio's
+    own TLS protocol (`HalfCloseTLS`) on the running loop's plain transport,
+    which is what `connect_accepted_socket(ssl=...)` does on asyncio's loop.
+    Why by hand: on uvloop that call uses uvloop's TLS, which on EOF while
+    the reading is paused for back-pressure drops the bytes not yet read;
+    asyncio's keeps them (it waits for the resume), and this way runs on
+    uvloop's faster loop too. Raises what the handshake raised (the socket
+    is closed)."""
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+    protocol = HalfCloseTLS(loop, factory(), context, waiter, server_side=True,
+                            # a float works; typeshed says int
+                            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]
+                            )
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
 
 
 def subject_of(transport: asyncio.BaseTransport) -> str:
@@ -46,29 +113,6 @@ def subject_of(transport: asyncio.BaseTransport) -> str:
             if key == "commonName":
                 return str(value)
     return ""
-
-
-def handshake_cause(exc: BaseException) -> str:
-    """Which of HANDSHAKE_CAUSES a failed handshake's exception means."""
-    if isinstance(exc, TimeoutError) or (
-            isinstance(exc, ConnectionAbortedError) and "taking longer" in str(exc)):
-        return "timeout"
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return "cert_expired" if exc.verify_code in _EXPIRED_CODES else "unknown_ca"
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
-        return "closed"
-    if isinstance(exc, ssl.SSLError):
-        reason = str(exc.reason or "")
-        if reason in _NOT_TLS:
-            return "not_tls"
-        if reason == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-            return "no_cert"
-        if "ALERT" in reason:
-            return "rejected_by_client"
-        return "other"
-    if isinstance(exc, ConnectionError | EOFError):
-        return "closed"
-    return "other"
 
 
 class _Guarded(Protocol):

@@ -34,6 +34,7 @@ class WebConfig:
     allowed_origins: tuple[str, ...] = ()
     max_clients: int = 10000
     http_timeout: float = 10.0
+    tls_handshake_timeout: float = 10.0  # HTTPS: seconds for a client's TLS handshake
     client_queue_bytes: int = 8 * MIB
     slow_client_grace: float = 2.0
     shutdown_timeout: float = 5.0
@@ -103,6 +104,11 @@ class WebConfig:
                        help="close a connection without a complete request head this many "
                             "seconds after it opened or got its last response; 0: off "
                             "(TCPWS_HTTP_TIMEOUT)")
+        p.add_argument("--tls-handshake-timeout", type=cli.seconds,
+                       default=env("TCPWS_TLS_HANDSHAKE_TIMEOUT", "10"),
+                       help="with --http-tls-cert: close a connection that has not finished "
+                            "its TLS handshake within this many seconds; counted "
+                            "(TCPWS_TLS_HANDSHAKE_TIMEOUT)")
         p.add_argument("--client-queue-bytes", type=cli.positive_int,
                        default=env("TCPWS_CLIENT_QUEUE_BYTES", str(8 * MIB)),
                        help="per-client queue bound in bytes (TCPWS_CLIENT_QUEUE_BYTES)")
@@ -138,6 +144,9 @@ class WebConfig:
             child = cli.ChildEnv.from_environ(environ)
         except cli.BadValue as exc:
             p.error(str(exc))
+        if not ns.tls_handshake_timeout > 0:
+            p.error(f"--tls-handshake-timeout: must be more than 0, not "
+                    f"{ns.tls_handshake_timeout}")
         public_key = None
         try:
             check_security_flags(ns.jwt_secret, ns.jwt_public_key,
@@ -171,6 +180,7 @@ class WebConfig:
             allowed_origins=origins,
             max_clients=ns.max_clients,
             http_timeout=ns.http_timeout,
+            tls_handshake_timeout=ns.tls_handshake_timeout,
             client_queue_bytes=ns.client_queue_bytes,
             slow_client_grace=ns.slow_client_grace,
             shutdown_timeout=ns.shutdown_timeout,

@@ -44,6 +44,7 @@ class WebStats:
     auth_failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CAUSES, 0))
     tokens_expired: int = 0  # open streams closed at their token's exp
     metrics_auth_failures: int = 0  # /metrics, /api/status without the metrics token
+    tls_failed: dict[str, int] = field(default_factory=dict)  # HTTPS handshakes, by cause
 
     def drop(self, reason: str) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
@@ -96,6 +97,13 @@ class WebCollector(Collector):
         for cause, count in sorted(s.auth_failures.items()):
             failures.add_metric([cause], count)
         yield failures
+        if s.tls_failed:  # HTTPS only (web.tls_front)
+            tls = CounterMetricFamily("tcpws_web_tls_failed",
+                                      "TLS handshakes on the HTTP port that failed, by cause.",
+                                      labels=["cause"])
+            for cause, count in sorted(s.tls_failed.items()):
+                tls.add_metric([cause], count)
+            yield tls
         yield CounterMetricFamily("tcpws_web_tokens_expired",
                                   "Open streams closed 1008 when their JWT expired.",
                                   value=s.tokens_expired)

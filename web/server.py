@@ -32,10 +32,12 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from tcpws.gctune import tune_gc
+from tcpws.keyfiles import server_tls_context
 from tcpws.lifecycle import notify_ready, parent_alive
 from web.config import WebConfig
 from web.head_timeout import head_timeout_protocol
 from web.hub import Hub
+from web.tls_front import Fronts
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +81,22 @@ class StopBudget:
 
 class WebServer(uvicorn.Server):
     def __init__(self, config: WebConfig, hub: Hub, app: ASGIApp) -> None:
+        http: Any = head_timeout_protocol(config.http_timeout, hub.stats)
+        # HTTPS/WSS: uvicorn gets no TLS context; each connection's protocol
+        # is a TLS one around uvicorn's (web.tls_front: time-out, counts).
+        self.fronts = None
+        if config.http_tls_cert and config.http_tls_key:
+            self.fronts = Fronts(server_tls_context(config.http_tls_cert, config.http_tls_key),
+                                 config.tls_handshake_timeout, hub.stats)
+            http = self.fronts.wrap(http)
         super().__init__(uvicorn.Config(
             app,
             lifespan="off",  # the hub's start and stop are steps of ours
-            http=head_timeout_protocol(config.http_timeout, hub.stats),
+            http=http,
             log_config=None,
             access_log=False,
             ws_per_message_deflate=config.ws_per_message_deflate,
             ws_max_size=64 * 1024,  # clients only ever send us control traffic
-            # HTTPS/WSS: uvicorn wraps the sockets it is given (the inherited
-            # one too) in this certificate's TLS context.
-            ssl_certfile=config.http_tls_cert,
-            ssl_keyfile=config.http_tls_key,
         ))
         self.web_config = config
         self.hub = hub

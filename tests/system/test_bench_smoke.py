@@ -14,12 +14,12 @@ import pytest
 from testkit.procs import ROOT
 
 
-@pytest.mark.timeout(210)
+@pytest.mark.timeout(400)
 def test_bench_smoke(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--profile", "smoke", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=200, check=False)
+        cwd=ROOT, capture_output=True, text=True, timeout=390, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "summary.md").read_text().startswith("# Benchmark")
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -55,3 +55,12 @@ def test_bench_smoke(tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     assert "octet-count flat out ≥ 0.8× newline" in summary
     assert "--parse syslog: tcp worker CPU per line" in summary
+    tls = results["tls"]  # TLS next to plain (benchmarks/tls_phases.py)
+    assert "error" not in tls, tls
+    for side in ("plain", "tls"):
+        for key, lines in (("throughput_1", 3_000), ("devices_100x5", 100 * 5)):
+            r = tls[side][key]
+            assert r["lines"] == lines and r["lost"] == 0 and r["broken"] == 0, (side, key, r)
+            assert set(r["us_per_line"]) == {"tcp", "web", "redis", "total"}
+    assert tls["tls"]["devices_100x5"]["us_per_line"]["tcp"] > 0
+    assert "## TLS next to plain" in (out / "summary.md").read_text()

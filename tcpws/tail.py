@@ -32,40 +32,61 @@ from websockets.exceptions import InvalidHandshake, InvalidURI
 from tcpws import cli, syslog
 from tcpws.backoff import Backoff
 from tcpws.protocol import parse_since
+from tcpws.shards import CURSOR_SEP, is_cursor
 from tcpws.tail_streams import Closed, reader_for, stream_head, stream_url
 
 PROG = "python -m tcpws.tail"
 CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c != 0x09}
 
 
-def id_key(text: str) -> tuple[tuple[int, int], int]:
-    """A line id as something that orders (an entry id sorts after its lines)."""
+Key = tuple[tuple[int, int], int]
+
+
+def id_key(text: str) -> Key | None:
+    """A line id as something that orders within its TCP port (an entry id
+    sorts after its lines); None for a cursor over shards (what a frame's last
+    line carries with several shards), which orders nothing by itself."""
+    if is_cursor(text):
+        return None
     sid, index = parse_since(text)
     return sid, index if index >= 0 else sys.maxsize
 
 
+def check_since(text: str) -> None:
+    """ValueError unless `text` is a line id or a cursor over shards."""
+    for part in text.split(CURSOR_SEP):
+        parse_since(part)
+
+
 class Printer:
-    """Writes each new line once, in id order; remembers the last id."""
+    """Writes each new line once, in id order per TCP port (a port's lines
+    are in one stream; ports on different shards have ids that do not order
+    against each other); remembers the last id, the resume point."""
 
     def __init__(self, out: IO[str], as_json: bool, escape: bool, since: str | None) -> None:
         self.out = out
         self.as_json = as_json
         self.escape = escape
-        self.last_id = since
-        self._last_key = id_key(since) if since else None
+        self.last_id: str | None = None
+        self._floor: Key | None = None  # a plain since= (one stream): every port is past it
+        self._last: dict[Any, Key] = {}
+        self.start_at(since)
 
     def start_at(self, since: str | None) -> None:
         """Resume from `since` (printed nothing yet)."""
         if since:
-            self.last_id, self._last_key = since, id_key(since)
+            self.last_id, self._floor = since, id_key(since)
 
     def frame(self, envelopes: list[dict[str, Any]]) -> None:
         parts: list[str] = []
         for item in envelopes:
-            key = id_key(item["id"])
-            if self._last_key is not None and key <= self._last_key:
+            key, port = id_key(item["id"]), item.get("port")
+            last = self._last.get(port, self._floor)
+            if key is not None and last is not None and key <= last:
                 continue  # already printed before a reconnect
-            self._last_key, self.last_id = key, item["id"]
+            if key is not None:
+                self._last[port] = key
+            self.last_id = item["id"]
             text = orjson.dumps(item).decode() if self.as_json else item["data"]
             parts.append(text.translate(CONTROLS) if self.escape else text)
         if parts:
@@ -98,7 +119,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
     ns = p.parse_args(list(argv))
     try:
         if ns.since:
-            parse_since(ns.since)
+            check_since(ns.since)
         if ns.severity:
             syslog.severity_limit(ns.severity)
         stream_url(ns.url, ns.since, ns.port, ns.severity)

@@ -17,8 +17,9 @@ import redis
 
 from tcpws.protocol import STREAM_KEY, entry_from_stream
 from tcpws.shards import shard_of
-from testkit.procs import RedisServer, free_port
+from testkit.procs import RedisServer, free_port, wait_until
 from tests.support.senders import Collector, Sender, exactly_once, last_line_each, wait_for
+from tests.support.tail import tailing
 from tests.support.tcp_worker import StartWorker
 from tests.support.web import StartWeb
 
@@ -161,5 +162,46 @@ async def test_one_shard_killed_holds_only_its_port_and_loses_nothing(
         exactly_once(away.lines + back.lines, senders)
     finally:
         stop.set()
+        for s in senders:
+            await s.close()
+
+
+async def test_tail_follows_and_resumes_over_shards(
+        servers: list[RedisServer], start_worker: StartWorker, start_web: StartWeb) -> None:
+    """`tcpws.tail` starts from the web's newest position (a cursor over the
+    shards), prints every line of every shard once, and `--since` with the
+    cursor a frame's last line carried prints only what came after it."""
+    urls = ",".join(s.url for s in servers)
+    ports = ports_one_per_shard()
+    for port in ports:
+        start_worker(urls, "--ack", port=port)
+    web = start_web(urls)
+    senders = [await Sender(p).open() for p in ports]
+    try:
+        for s in senders:  # before the tail: not printed by a tail from "live"
+            await s.send(5)
+        await wait_for(lambda: all(s.acked == s.sent for s in senders), 20, "first acks")
+        with tailing(f"ws://127.0.0.1:{web.port}/ws", "--json") as tail:
+            wait_until(lambda: json.loads(web.get("/api/status")[1])["clients"] == 1, 20,
+                       what="the tail connected")
+            for _ in range(5):
+                for s in senders:
+                    await s.send(4)
+            printed = [json.loads(line) for line in tail.wait_lines(60)]
+            assert tail.interrupt() == 0
+            assert tail.err == []
+        assert sorted(item["data"] for item in printed) == sorted(
+            f"p{s.port}-n{i}" for s in senders for i in range(5, 25))
+        for s in senders:  # in order within each port
+            assert [i["data"] for i in printed if i["port"] == s.port] == s.expected()[5:]
+        cursor = printed[-1]["id"]
+        assert cursor.count("_") == SHARDS - 1, cursor
+        for s in senders:
+            await s.send(3)
+        with tailing(f"ws://127.0.0.1:{web.port}/ws", "--since", cursor) as resumed:
+            got = resumed.wait_lines(9)
+            assert resumed.interrupt() == 0
+        assert sorted(got) == sorted(f"p{s.port}-n{i}" for s in senders for i in range(25, 28))
+    finally:
         for s in senders:
             await s.close()

@@ -158,6 +158,7 @@ class Publisher:
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._flushed.set()
+        self._idle = True  # the task waits on _wake with nothing pending (_flushed set)
         self._sha: str | None = None
         self._down_since: float | None = None
         self._backoff = Backoff(base=0.1, cap=2.0)
@@ -193,8 +194,34 @@ class Publisher:
         self._stats.unpublished += count
         if self._pending_bytes > self._high and not self.paused:
             self._update_flow()
+        self._idle = False
         self._flushed.clear()
         self._wake.set()
+
+    def submit_lines(self, sender: Sender, text: str, count: int, nbytes: int) -> None:
+        """`submit` of `count` >= 1 lines with nothing dropped and no extras
+        (the common read): the same effect, in fewer steps."""
+        pending = self._pending.get(sender)
+        if pending is None:
+            self._pending[sender] = _Pending(time.time(), sender.subject, [text], count, count,
+                                             nbytes)
+        elif pending.extras is None:
+            pending.blocks.append(text)
+            pending.count += count
+            pending.done += count
+            pending.nbytes += nbytes
+        else:
+            self.submit(sender, text, count, count, nbytes)
+            return
+        self._window.arrived()
+        self._pending_bytes += nbytes
+        self._stats.unpublished += count
+        if self._pending_bytes > self._high and not self.paused:
+            self._update_flow()
+        if self._idle:  # else the task is busy and will look at _pending again
+            self._idle = False
+            self._flushed.clear()
+            self._wake.set()
 
     def has_pending(self, sender: Sender) -> bool:
         return sender in self._pending or sender in self._inflight
@@ -233,6 +260,7 @@ class Publisher:
             if not self._pending:
                 self._flushed.set()
                 self._wake.clear()
+                self._idle = True
                 await self._wake.wait()
                 continue
             delay = self._window.delay()

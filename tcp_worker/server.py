@@ -21,6 +21,7 @@ from tcpws.logs import CauseLog
 
 from .admission import Admission
 from .config import Config
+from .framing import Framer
 from .framings import StreamFramer, make_framer
 from .publisher import Publisher
 from .stats import WorkerStats
@@ -53,6 +54,9 @@ class Connection(asyncio.Protocol):
         config = server.config
         self._framer: StreamFramer = make_framer(config.framing, config.max_line_bytes)
         self._parse_syslog = config.parse_syslog
+        # Newline framing without --parse syslog: most reads take the short way.
+        self._whole = (self._framer.feed_whole
+                       if isinstance(self._framer, Framer) and not self._parse_syslog else None)
         self._seen_long = 0
         self._seen_empty = 0
         self._seen_truncated = 0
@@ -78,6 +82,9 @@ class Connection(asyncio.Protocol):
             return
         self.last_active = time.monotonic()
         self._stats.bytes += len(data)
+        if self._whole is not None and (text := self._whole(data)) is not None:
+            self._publisher.submit_lines(self, text, data.count(b"\n"), len(data))
+            return
         framer = self._framer
         text, count = framer.feed_block(data)
         dropped = self._count_drops()

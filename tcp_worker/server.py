@@ -296,18 +296,12 @@ class TcpServer:
         while not self._draining:
             await asyncio.sleep(min(1.0, timeout / 2))
             now = time.monotonic()
-            limit = now - timeout
-            idle = []
-            for conn in self.connections:  # settle_activity and the check in one pass
-                if conn.active:
-                    conn.active = False
-                    conn.last_active = now
-                elif conn.last_active < limit and not conn.closing:
-                    idle.append(conn)
+            self.settle_activity(now)
             if self.publisher.paused:
                 continue  # we stopped reading them: their silence is ours
-            for conn in idle:
-                if not self._draining:
+            limit = now - timeout
+            for conn in [c for c in self.connections if not c.closing]:
+                if conn.last_active < limit and not self._draining:
                     self.stats.idle_closed += 1
                     log.info("closing %s: idle for %.0f s", conn.peer, timeout)
                     conn.force_close()

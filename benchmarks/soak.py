@@ -11,7 +11,7 @@ DIR/soak.png (RSS and CPU over time), prints the table, and exits 1 if any
 line was lost or duplicated, or if any process's RSS grew more than 10 %
 after the first minute. The RSS rule needs a baseline after minute 1 and
 some time after it: below 2 minutes it is reported, never failing. The
-history stream is bounded (`--history-maxlen` entries): until it is full,
+history stream is bounded (`--history-maxlen` lines): until it is full,
 Redis grows with it by design, so the baseline is taken at minute 1 or
 once the history is full, whichever is later (benchmarks.soakreport)."""
 
@@ -35,7 +35,7 @@ from benchmarks.measure import raise_nofile
 from benchmarks.scenarios import LoadProc, prime
 from benchmarks.systems import ROOT, Ours, Service
 from tcp_worker.config import Config as TcpWorkerConfig
-from tcpws.protocol import STREAM_KEY
+from tcpws.protocol import HISTORY_LINES_KEY
 from testkit.procfs import cmdline, cpu_seconds, rss_kib
 
 HISTORY_MAXLEN = TcpWorkerConfig.history_maxlen  # the system runs with the defaults
@@ -43,8 +43,9 @@ HISTORY_MAXLEN = TcpWorkerConfig.history_maxlen  # the system runs with the defa
 
 def redis_memory(pid: int) -> dict[str, float]:
     """Redis's own count of the memory it holds (`used_kib`, from
-    `used_memory`: data, not allocator fragmentation) and the length of the
-    history stream (`history`, entries); {} if it cannot be asked.
+    `used_memory`: data, not allocator fragmentation) and the lines ever
+    stored in the history stream (`history`: it is full, and trimmed, once
+    they reach --history-maxlen); {} if it cannot be asked.
     The embedded Redis listens on a unix socket named in its process title."""
     found = re.search(r"unixsocket[: ](\S+)", cmdline(pid))
     if not found:
@@ -53,7 +54,7 @@ def redis_memory(pid: int) -> dict[str, float]:
         client = redis.Redis(unix_socket_path=found.group(1), socket_timeout=2)
         with client:
             return {"used_kib": float(client.info("memory")["used_memory"]) / 1024,
-                    "history": float(client.xlen(STREAM_KEY))}
+                    "history": float(client.zscore(HISTORY_LINES_KEY, "next") or 0)}
     except redis.RedisError:
         return {}
 

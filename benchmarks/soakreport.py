@@ -2,7 +2,7 @@
 
 RSS rule: each process's baseline is its RSS in the first sample taken at
 or after minute 1, or once the history stream holds its `--history-maxlen`
-entries if that is later (a bounded history filling up is Redis growing by
+lines if that is later (a bounded history filling up is Redis growing by
 design, not a leak); it fails when a later sample is more than 10 % above
 it. It applies only to runs of 2 minutes or more (before that there is no
 "after the first minute" worth the name); shorter runs report it."""
@@ -30,7 +30,7 @@ FULL = 0.99  # of --history-maxlen: trimming is approximate (whole stream nodes)
 
 def baseline_time(samples: list[dict[str, Any]], maxlen: float | None) -> float:
     """When the RSS baseline is taken: minute 1, or the first sample whose
-    history holds `maxlen` entries if later (the end, if it never does)."""
+    history holds `maxlen` lines if later (the end, if it never does)."""
     if not maxlen:
         return BASELINE_AFTER
     full = [s["t"] for s in samples
@@ -114,7 +114,7 @@ def markdown(results: dict[str, Any]) -> str:
     growth = rss_growth(samples, maxlen)
     start = baseline_time(samples, maxlen)
     out += ["", f"Baseline at {start:.0f} s: minute 1, or once the history held its "
-            f"{maxlen or 0:,.0f} entries if later.",
+            f"{maxlen or 0:,.0f} lines if later.",
             "", "| process | RSS at the baseline, MiB | largest after, MiB | growth | "
             "CPU µs per line sent |", "|---|---:|---:|---:|---:|"]
     for n in names:

@@ -20,6 +20,7 @@ from supervisor.slot import ChildSpec
 from supervisor.sockets import Listeners
 from tcpws import perport
 from tcpws.cli import LISTEN_FD_ENV, NAME_ENV, NOTIFY_FD_ENV, ChildEnv
+from tcpws.redis_server import redis_env
 
 # Inherited from our own environment, these would mislead a child.
 NOT_INHERITED = (LISTEN_FD_ENV, NOTIFY_FD_ENV, "PORT", *SYSTEMD_ONLY)
@@ -61,7 +62,7 @@ class SpecFactory:
         cfg = self.config
         if kind is Kind.REDIS:
             assert self.redis is not None
-            return ChildSpec(name, kind, self.redis.argv, self._inherited(),
+            return ChildSpec(name, kind, self.redis.argv, redis_env(self._inherited()),
                              probe=self.redis.probe(), stop_budget=self.budgets.redis)
         assert port is not None
         sock = self.listeners.http if kind is Kind.WEB else self.listeners.tcp[port]

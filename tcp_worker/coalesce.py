@@ -41,20 +41,22 @@ class CoalesceWindow:
         self._last: float | None = None  # arrival of the newest read
         self.mean_gap = NO_GAP_YET
 
-    def arrived(self) -> None:
+    def arrived(self) -> float:
         """A read with lines to publish came in (call once per read: this
-        runs for every line at device-like loads, hence the plain code)."""
+        runs for every line at device-like loads, hence the plain code).
+        Returns the clock's reading, for the caller to reuse."""
         now = self._clock()
         last = self._last
         self._last = now
         if last is None:
             self._first, self._first_after_quiet = now, True
-            return
+            return now
         gap = now - last
         mean = self.mean_gap
         self.mean_gap = gap if mean < 0 else mean + GAP_WEIGHT * (gap - mean)
         if self._first is None:
             self._first, self._first_after_quiet = now, gap > self.bound
+        return now
 
     @property
     def busy(self) -> bool:

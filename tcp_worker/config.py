@@ -100,7 +100,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="longer lines are dropped and counted")
     p.add_argument("--history-maxlen", type=cli.positive_int,
                    default=env("TCPWS_HISTORY_MAXLEN", "100000"),
-                   help="approximate MAXLEN of the history stream, in entries")
+                   help="history size in lines: at least the last N are kept")
     p.add_argument("--ack", action="store_true", default=None,
                    help="write +N\\n back once N more lines are stored (env TCPWS_ACK=1)")
     p.add_argument("--ack-replicas", type=cli.int_at_least(0),

@@ -83,6 +83,22 @@ class Framer:
             self._check_tail()
         return self._frame(block)
 
+    def feed_whole(self, data: bytes) -> str | None:
+        """The common read in one go: nothing buffered, and `data` is whole
+        lines of UTF-8 ending in "\n", none empty, none over the limit, no
+        "\r". Returns their text joined by "\n" (data.count(b"\n") lines),
+        or None: then nothing changed, use `feed_block`. (At device-like
+        loads every read is one such line; this skips the Block, the tail
+        and drop bookkeeping, and the U+FFFD check: strict UTF-8 is exact.)"""
+        if (self._tail or self._discarding or data[-1] != 10 or data[0] == 10
+                or len(data) > self.max_line_bytes + 1 or b"\r" in data
+                or _EMPTY_LINE.search(data)):
+            return None
+        try:
+            return data[:-1].decode()
+        except UnicodeDecodeError:
+            return None
+
     def finish_block(self) -> Block:
         """EOF: the unterminated last line, if any, as a Block of one."""
         if self._discarding:

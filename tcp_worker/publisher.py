@@ -158,9 +158,13 @@ class Publisher:
         self._inflight: dict[Sender, _Pending] = {}
         self._pending_bytes = 0
         self._window = CoalesceWindow(coalesce, time.monotonic)
+        # Wall clock = monotonic + this, refreshed per call: a line's ts
+        # costs no clock read of its own.
+        self._wall_offset = time.time() - time.monotonic()
         self._wake = asyncio.Event()
         self._flushed = asyncio.Event()
         self._flushed.set()
+        self._idle = True  # the task waits on _wake with nothing pending (_flushed set)
         self._sha: str | None = None
         self._down_since: float | None = None
         self._backoff = Backoff(base=0.1, cap=2.0)
@@ -169,7 +173,7 @@ class Publisher:
     # -- called by connections (synchronous, on the loop thread) --
 
     def submit(self, sender: Sender, text: str, count: int, done: int, nbytes: int,
-               line_extras: Extras | None = None) -> None:
+               line_extras: Extras | None = None, *, arrived: bool = True) -> None:
         """Queue `count` lines of `sender`, joined by "\n" in `text` (and
         `done` lines to ack, >= count), with their extras (tcpws.extras) if any."""
         if done == 0:
@@ -190,14 +194,40 @@ class Publisher:
                 pending.count += count
             pending.done += done
             pending.nbytes += nbytes
-        if count:
+        if count and arrived:
             self._window.arrived()
         self._pending_bytes += nbytes
         self._stats.unpublished += count
         if self._pending_bytes > self._high and not self.paused:
             self._update_flow()
+        self._idle = False
         self._flushed.clear()
         self._wake.set()
+
+    def submit_lines(self, sender: Sender, text: str, count: int, nbytes: int) -> None:
+        """`submit` of `count` >= 1 lines with nothing dropped and no extras
+        (the common read): the same effect, in fewer steps."""
+        now = self._window.arrived()  # one clock read per read (clocks cost here)
+        pending = self._pending.get(sender)
+        if pending is None:
+            self._pending[sender] = _Pending(now + self._wall_offset, sender.subject, [text],
+                                             count, count, nbytes)
+        elif pending.extras is None:
+            pending.blocks.append(text)
+            pending.count += count
+            pending.done += count
+            pending.nbytes += nbytes
+        else:
+            self.submit(sender, text, count, count, nbytes, arrived=False)
+            return
+        self._pending_bytes += nbytes
+        self._stats.unpublished += count
+        if self._pending_bytes > self._high and not self.paused:
+            self._update_flow()
+        if self._idle:  # else the task is busy and will look at _pending again
+            self._idle = False
+            self._flushed.clear()
+            self._wake.set()
 
     def has_pending(self, sender: Sender) -> bool:
         return sender in self._pending or sender in self._inflight
@@ -236,6 +266,7 @@ class Publisher:
             if not self._pending:
                 self._flushed.set()
                 self._wake.clear()
+                self._idle = True
                 await self._wake.wait()
                 continue
             delay = self._window.delay()
@@ -244,6 +275,7 @@ class Publisher:
                 # connection gather meanwhile (tcp_worker.coalesce).
                 await asyncio.sleep(delay)
             self._window.taken()
+            self._wall_offset = time.time() - time.monotonic()
             batch, self._pending = self._pending, {}
             self._inflight = batch
             entries = merge_entries(self._port, [(sender.peer, p) for sender, p in batch.items()

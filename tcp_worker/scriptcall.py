@@ -7,7 +7,7 @@ trip itself (docs/benchmark.md finding 8). `PublishCall` keeps redis-py's
 `Connection` for what it does well — connecting (TCP, unix socket, TLS),
 AUTH, SELECT, CLIENT SETNAME, parsing replies — and skips the rest:
 
-* the command's constant head (sha, keys, MAXLEN, channel) is packed once,
+* the command's constant head (sha, keys, maxlen, channel) is packed once,
   the rest once per call, into one `bytes` written with one call;
 * the whole call (connect if needed, write, read) runs under one time-out.
 
@@ -47,18 +47,22 @@ def bulk(value: bytes) -> bytes:
 def pack_publish(head: bytes, seq: int, entries: list[Entry]) -> bytes:
     """EVALSHA of PUBLISH_SCRIPT in its idempotent form, packed: `head` from
     `pack_head`, then ARGV[3:] as `protocol.publish_args(..., seq)` gives it."""
-    parts = [b"*%d\r\n" % (9 + 6 * len(entries)), head, bulk(b"%d" % seq), _TTL]
+    parts = [b"*%d\r\n" % (11 + 6 * len(entries)), head, b"", bulk(b"%d" % seq), _TTL]
+    lines = 0
     for port, peer, ts, data, runs, x in entries:
         raw = data.encode()  # up to megabytes: copied once more, by the join
+        lines += raw.count(b"\n") + 1
         parts += (bulk(b"%d" % port), bulk(peer.encode()), bulk(b"%.3f" % ts),
                   b"$%d\r\n" % len(raw), raw, b"\r\n", bulk(runs.encode()), bulk(x.encode()))
+    parts[2] = bulk(b"%d" % lines)
     return b"".join(parts)
 
 
 def pack_head(sha: str, publisher_id: str, maxlen: int, keys: Keys = SINGLE) -> bytes:
-    """EVALSHA sha 2 stream pubseq_key MAXLEN channel (no array header)."""
+    """EVALSHA sha 3 stream line-book pubseq_key MAXLEN channel (no array
+    header): the KEYS of `tcpws.protocol.publish_keys`, here per `keys`."""
     return b"".join(bulk(str(arg).encode()) for arg in (
-        "EVALSHA", sha, 2, keys.stream, keys.pubseq(publisher_id), maxlen, keys.live))
+        "EVALSHA", sha, 3, keys.stream, keys.lines, keys.pubseq(publisher_id), maxlen, keys.live))
 
 
 _TTL = bulk(b"%d" % PUBSEQ_TTL)

@@ -21,6 +21,7 @@ from tcpws.logs import CauseLog
 
 from .admission import Admission
 from .config import Config
+from .framing import Framer
 from .framings import StreamFramer, make_framer
 from .publisher import Publisher
 from .stats import WorkerStats
@@ -53,13 +54,17 @@ class Connection(asyncio.Protocol):
         config = server.config
         self._framer: StreamFramer = make_framer(config.framing, config.max_line_bytes)
         self._parse_syslog = config.parse_syslog
+        # Newline framing without --parse syslog: most reads take the short way.
+        self._whole = (self._framer.feed_whole
+                       if isinstance(self._framer, Framer) and not self._parse_syslog else None)
         self._seen_long = 0
         self._seen_empty = 0
         self._seen_truncated = 0
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.subject = ""  # the client certificate's CN, under mutual TLS
-        self.last_active = time.monotonic()
+        self.last_active = time.monotonic()  # as of the last settle_activity
+        self.active = False  # read from since then (a flag: a clock read per read costs)
         self.closing = False
         self.rejected = False
 
@@ -76,8 +81,11 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing or self.rejected:
             return
-        self.last_active = time.monotonic()
+        self.active = True
         self._stats.bytes += len(data)
+        if self._whole is not None and (text := self._whole(data)) is not None:
+            self._publisher.submit_lines(self, text, data.count(b"\n"), len(data))
+            return
         framer = self._framer
         text, count = framer.feed_block(data)
         dropped = self._count_drops()
@@ -249,6 +257,15 @@ class TcpServer:
             if not paused:
                 conn.last_active = now  # the silence while paused was ours, not idleness
 
+    def settle_activity(self, now: float) -> None:
+        """Connections read from since the last call were active at `now`
+        (at the latest): their `last_active` is never earlier than their
+        last read, so none is taken for idle too soon."""
+        for conn in self.connections:
+            if conn.active:
+                conn.active = False
+                conn.last_active = now
+
     def log_long_lines(self, peer: str, count: int) -> None:
         """One warning per LONG_LINE_LOG_EVERY seconds at most, with a count."""
         now = time.monotonic()
@@ -278,9 +295,11 @@ class TcpServer:
         timeout = self.config.idle_timeout
         while not self._draining:
             await asyncio.sleep(min(1.0, timeout / 2))
+            now = time.monotonic()
+            self.settle_activity(now)
             if self.publisher.paused:
                 continue  # we stopped reading them: their silence is ours
-            limit = time.monotonic() - timeout
+            limit = now - timeout
             for conn in [c for c in self.connections if not c.closing]:
                 if conn.last_active < limit and not self._draining:
                     self.stats.idle_closed += 1
@@ -296,14 +315,17 @@ class TcpServer:
         if self._server is not None:
             self._server.close()
         while self.connections and not hurry.is_set() and time.monotonic() < deadline:
-            quiet_since = time.monotonic() - QUIET_BEFORE_CLOSE
+            now = time.monotonic()
+            self.settle_activity(now)
+            quiet_since = now - QUIET_BEFORE_CLOSE
             idle = [c for c in self.connections
                     if not c.closing and not c.has_partial and c.last_active < quiet_since]
             if idle:
                 # Let the selector deliver what the kernel already holds first.
                 await asyncio.sleep(0.01)
                 for conn in idle:
-                    if conn.last_active < quiet_since and not conn.has_partial:
+                    if not conn.active and conn.last_active < quiet_since \
+                            and not conn.has_partial:
                         conn.close_when_flushed()
             await _wait_any(self._all_closed, hurry,
                             within=min(0.1, max(0.0, deadline - time.monotonic())))

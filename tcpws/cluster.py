@@ -23,7 +23,14 @@ from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ClusterDownError, RedisClusterException, RedisError
 
 from tcpws import cli, redisconn
-from tcpws.protocol import LIVE_CHANNEL, PUBLISH_SCRIPT, PUBSEQ_KEY_PREFIX, STREAM_KEY, as_text
+from tcpws.protocol import (
+    HISTORY_LINES_KEY,
+    LIVE_CHANNEL,
+    PUBLISH_SCRIPT,
+    PUBSEQ_KEY_PREFIX,
+    STREAM_KEY,
+    as_text,
+)
 
 # The same script, publishing on the port's sharded channel: a plain PUBLISH
 # in a cluster goes to every node and never reaches an SSUBSCRIBE.
@@ -50,6 +57,7 @@ class Keys:
     live: str = LIVE_CHANNEL
     pubseq_prefix: str = PUBSEQ_KEY_PREFIX
     probe_prefix: str = "tcpws:probe:"
+    lines: str = HISTORY_LINES_KEY  # the history's line book (trimming by lines)
 
     def pubseq(self, publisher_id: str) -> str:
         return self.pubseq_prefix + publisher_id
@@ -64,7 +72,8 @@ SINGLE = Keys()  # one Redis, or one independent shard
 def port_keys(port: int) -> Keys:
     """A port's keys in a cluster: one hash tag, so one slot."""
     head = f"tcpws:{{p{port}}}:"
-    return Keys(head + "history", head + "live", head + "pubseq:", head + "probe:")
+    return Keys(head + "history", head + "live", head + "pubseq:", head + "probe:",
+                head + "history:lines")
 
 
 def check_url(url: str) -> str:

@@ -42,7 +42,13 @@ import redis.exceptions
 
 from tcpws import cli
 from tcpws.logs import setup_logging
-from tcpws.redis_server import RedisNotFound, dying_with_parent, find_redis_server, redis_argv
+from tcpws.redis_server import (
+    RedisNotFound,
+    dying_with_parent,
+    find_redis_server,
+    redis_argv,
+    redis_env,
+)
 
 log = logging.getLogger("tcpws.redis")
 
@@ -146,7 +152,8 @@ def spawn_redis(port: int, unixsocket: str | None = None) -> subprocess.Popen[by
     argv = dying_with_parent(redis_argv(find_redis_server(), port=port, bind="127.0.0.1",
                                         unixsocket=unixsocket))
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env=redis_env(dict(os.environ)))
     assert proc.stdout is not None
     threading.Thread(target=_forward, args=(proc.stdout,), daemon=True).start()
     return proc

@@ -2,7 +2,7 @@
 
 One stream entry per *batch of lines* (an XADD per line would cost Redis
 several times the CPU): a TCP worker stores every framed batch with `XADD
-history MAXLEN ~ N` and publishes the same entries live on one channel, both
+history` (trimmed to the last N lines) and publishes the same entries live on one channel, both
 inside one Lua script call, so a batch costs one round trip and ids increase
 strictly across all workers. An entry holds one connection's lines, or the
 lines of several connections of one port that went in one call (the
@@ -33,6 +33,7 @@ import orjson
 from tcpws import extras as extras_mod
 
 STREAM_KEY = "tcpws:history"
+HISTORY_LINES_KEY = "tcpws:history:lines"  # zset: where the history's lines start (PUBLISH_SCRIPT)
 LIVE_CHANNEL = "tcpws:live"
 WORKERS_KEY = "tcpws:workers"  # zset: worker name -> last heartbeat (unix s)
 WORKER_KEY_PREFIX = "tcpws:worker:"  # hash per worker, expires
@@ -43,31 +44,43 @@ PUBSEQ_KEY_PREFIX = "tcpws:pubseq:"  # string per tcp worker process: its last s
 PUBSEQ_TTL = 3600  # seconds; far longer than any retry of a lost reply
 ALREADY_STORED = -1  # PUBLISH_SCRIPT's reply to a replayed (publisher, seq)
 
-# KEYS[1] = history stream. ARGV[1] = MAXLEN (approximate, counted in
-# entries), ARGV[2] = live channel, then groups of six: port, peer, ts, data,
-# runs ("" for an entry of one connection; else see `Entry.runs`, and then
-# peer and ts are those of the first run), x ("" for none; else the lines'
-# extras, `tcpws.extras`: data_b64 / syslog, stored as field `x`). Returns
-# the number of entries stored. The live message is a JSON array of [id,
-# port, peer, ts, data] (or [..., data, runs] or [..., data, runs, x])
-# arrays, in stream order.
+# KEYS[1] = history stream, KEYS[2] = its line book (HISTORY_LINES_KEY).
+# ARGV[1] = the history's size in lines (--history-maxlen), ARGV[2] = live
+# channel, ARGV[3] = lines in this call (all entries together), then groups
+# of six: port, peer, ts, data, runs ("" for an entry of one connection;
+# else see `Entry.runs`, and then peer and ts are those of the first run), x
+# ("" for none; else the lines' extras, `tcpws.extras`: data_b64 / syslog,
+# stored as field `x`). Returns the number of entries stored. The live
+# message is a JSON array of [id, port, peer, ts, data] (or [..., data,
+# runs] or [..., data, runs, x]) arrays, in stream order.
 #
-# Idempotent form (what tcp_worker uses): KEYS[2] = pubseq_key(publisher id),
-# ARGV[3] = the call's sequence number (strictly increasing per publisher id,
-# the SAME on a retry), ARGV[4] = the key's TTL; the groups then start at
-# ARGV[5]. A seq <= the one stored stores nothing and returns ALREADY_STORED:
+# Trimming by lines: an entry holds one line or a thousand, so a bound in
+# entries is no bound on memory. The line book is a sorted set: member
+# "next" scores the number of lines ever stored; every other member is an
+# entry id scored by the number of its first line. Each call that crosses a
+# multiple of `step` lines (maxlen / 64) marks its first entry, then trims
+# the stream (XTRIM MINID ~) to the newest mark at least maxlen lines from
+# the end and forgets older marks: the history keeps at least the last
+# maxlen lines and at most about maxlen + 2 step + one call's lines. The
+# XADD's own `MAXLEN ~ maxlen` (entries, never more than lines) stays as a
+# bound for a stream whose book was lost.
+#
+# Idempotent form (what tcp_worker uses): KEYS[3] = pubseq_key(publisher id),
+# ARGV[4] = the call's sequence number (strictly increasing per publisher id,
+# the SAME on a retry), ARGV[5] = the key's TTL; the groups then start at
+# ARGV[6]. A seq <= the one stored stores nothing and returns ALREADY_STORED:
 # its first attempt ran, only the reply was lost. The seq is written in the
 # same script as the XADDs, so both persist together (AOF, replicas). It is
 # written last: a script that failed half-way may store a batch twice on its
 # retry, but never skips one.
 PUBLISH_SCRIPT = """
-local first = 3
-if #KEYS > 1 then
-  local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if tonumber(ARGV[3]) <= last then
+local first = 4
+if #KEYS > 2 then
+  local last = tonumber(redis.call('GET', KEYS[3]) or '0')
+  if tonumber(ARGV[4]) <= last then
     return -1
   end
-  first = 5
+  first = 6
 end
 local out = {}
 for i = first, #ARGV, 6 do
@@ -90,9 +103,21 @@ for i = first, #ARGV, 6 do
 end
 if #out > 0 then
   redis.call('PUBLISH', ARGV[2], cjson.encode(out))
+  local maxlen, n = tonumber(ARGV[1]), tonumber(ARGV[3])
+  local total = tonumber(redis.call('ZINCRBY', KEYS[2], n, 'next'))
+  local step = math.max(1, math.floor(maxlen / 64))
+  if math.floor((total - n) / step) < math.floor(total / step) then
+    redis.call('ZADD', KEYS[2], total - n, out[1][1])
+    local head = redis.call('ZREVRANGEBYSCORE', KEYS[2], total - maxlen, '-inf',
+                            'WITHSCORES', 'LIMIT', 0, 1)
+    if head[1] then
+      redis.call('XTRIM', KEYS[1], 'MINID', '~', head[1])
+      redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. head[2])
+    end
+  end
 end
-if #KEYS > 1 then
-  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+if #KEYS > 2 then
+  redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
 end
 return #out
 """
@@ -336,6 +361,15 @@ def entry_from_stream(sid: bytes | str, fields: dict[Any, Any]) -> Entry:
     )
 
 
+def publish_keys(publisher_id: str | None = None) -> list[str]:
+    """KEYS for PUBLISH_SCRIPT: the history and its line book, then, for the
+    idempotent form, the publisher's seq key."""
+    keys = [STREAM_KEY, HISTORY_LINES_KEY]
+    if publisher_id is not None:
+        keys.append(pubseq_key(publisher_id))
+    return keys
+
+
 def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]]
                  | list[tuple[int, str, float, str, str]]
                  | list[tuple[int, str, float, str, str, str]],
@@ -343,9 +377,10 @@ def publish_args(maxlen: int, batch: list[tuple[int, str, float, str]]
     """ARGV for PUBLISH_SCRIPT: batch items are (port, peer, ts, data),
     (port, peer, ts, data, runs) or (port, peer, ts, data, runs, x).
 
-    Without `seq`: KEYS = [STREAM_KEY]. With it (idempotent form):
-    KEYS = [STREAM_KEY, pubseq_key(publisher id)]."""
-    args: list[str | int | float] = [maxlen, LIVE_CHANNEL]
+    Without `seq`: KEYS = publish_keys(). With it (idempotent form):
+    KEYS = publish_keys(publisher id)."""
+    lines = sum(item[3].count("\n") + 1 for item in batch)
+    args: list[str | int | float] = [maxlen, LIVE_CHANNEL, lines]
     if seq is not None:
         args.extend((seq, PUBSEQ_TTL))
     for port, peer, ts, data, *more in batch:

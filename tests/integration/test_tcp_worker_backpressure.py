@@ -16,8 +16,10 @@ from tests.support.tcp_worker import Dialer, StartWorker, stored_lines
 def test_stalled_redis_pauses_reading_and_loses_nothing(private_redis: RedisServer,
                                                         start_worker: StartWorker,
                                                         dialer: Dialer) -> None:
+    # A history big enough to hold all 100,001 lines (it keeps the last N lines).
     proc, port = start_worker(private_redis.url, "--max-pending-bytes", "65536",
-                              "--log-level", "DEBUG", *dialer.args)
+                              "--history-maxlen", "200000", "--log-level", "DEBUG",
+                              *dialer.args)
     client = redis.Redis.from_url(private_redis.url)
     expected = [f"line {i:07d} with some padding to make it longer" for i in range(100_000)]
     payload = "".join(f"{line}\n" for line in expected).encode()

@@ -21,14 +21,16 @@ from tcpws.protocol import (
     PUBSEQ_TTL,
     STREAM_KEY,
     publish_args,
+    publish_keys,
     pubseq_key,
 )
 from testkit.procs import Proc, RedisServer, free_port, python_module, wait_until
+from tests.support.tcp_worker import read_acks
 
 
 def publish(client: redis.Redis, publisher: str, seq: int, data: str) -> object:
     args = publish_args(1000, [(8001, "peer:1", 1.0, data)], seq)
-    return client.eval(PUBLISH_SCRIPT, 2, STREAM_KEY, pubseq_key(publisher), *args)
+    return client.eval(PUBLISH_SCRIPT, 3, *publish_keys(publisher), *args)
 
 
 def test_a_replayed_call_stores_once(redis_url: str) -> None:
@@ -50,9 +52,9 @@ def test_a_replayed_call_stores_once(redis_url: str) -> None:
         while (msg := pubsub.get_message(timeout=0.5)) is not None:
             live.append(msg["data"])
         assert len(live) == 3  # nothing published for a replay either
-        # The one-key form (no seq) still stores every call.
+        # The plain form (no seq) still stores every call.
         args = publish_args(1000, [(8001, "peer:1", 1.0, "plain")])
-        assert client.eval(PUBLISH_SCRIPT, 1, STREAM_KEY, *args) == 1
+        assert client.eval(PUBLISH_SCRIPT, 2, *publish_keys(), *args) == 1
         assert client.xlen(STREAM_KEY) == 4
     finally:
         pubsub.close()
@@ -146,17 +148,6 @@ def proxy(redis_url: str) -> Iterator[ReplyDroppingProxy]:
     p = ReplyDroppingProxy(port)
     yield p
     p.close()
-
-
-def read_acks(sock: socket.socket, want: int, timeout: float = 15) -> int:
-    sock.settimeout(timeout)
-    data = b""
-    while sum(int(n[1:]) for n in data.split(b"\n") if n) < want:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return sum(int(n[1:]) for n in data.split(b"\n") if n)
 
 
 def test_a_lost_reply_is_retried_and_stored_once(redis_url: str,

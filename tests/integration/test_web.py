@@ -24,7 +24,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as sync_connect
 
 from tcpws.heartbeat import write_heartbeat
-from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tcpws.protocol import PUBLISH_SCRIPT, publish_args, publish_keys
 from testkit.procs import ROOT, Proc, RedisServer, free_port, python_module, wait_until
 from tests.support.web import (
     Publisher,
@@ -217,7 +217,7 @@ def test_two_processes_on_an_inherited_socket_notify_ready(redis_url: str) -> No
                                                         open_timeout=10))
                        for _ in range(6)]
             r = redis.Redis.from_url(redis_url)
-            r.eval(PUBLISH_SCRIPT, 1, STREAM_KEY,
+            r.eval(PUBLISH_SCRIPT, 2, *publish_keys(),
                    *publish_args(100, [(8001, "peer:1", time.time(), "to all\nof them")]))
             r.close()
             for ws in clients:

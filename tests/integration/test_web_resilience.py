@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tcpws.protocol import PUBLISH_SCRIPT, publish_args, publish_keys
 from testkit.procs import RedisServer, wait_until
 from tests.support.web import Publisher, StartWeb, numbers_in, recv_until_closed
 
@@ -141,7 +141,7 @@ async def test_gap_after_a_killed_subscription_is_filled_in_order(
         cannot arrive live, only through the gap fill."""
         pipe = killer.pipeline(transaction=True)
         pipe.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
-        pipe.evalsha(sha, 1, STREAM_KEY,
+        pipe.evalsha(sha, 2, *publish_keys(),
                      *publish_args(100_000, [(8001, "peer:1", 0.0, f"n={n}")]))
         pipe.execute()
 

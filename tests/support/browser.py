@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tcpws.protocol import PUBLISH_SCRIPT, publish_args, publish_keys
 from testkit.procs import Proc, free_port, python_module, wait_until
 
 # The other site's page: no CSP of ours applies to it, so an inline script.
@@ -48,7 +48,7 @@ def publish(redis_url: str, *lines: str, port: int = 8001) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
         batch = [(port, "127.0.0.1:5000", time.time(), line) for line in lines]
-        client.eval(PUBLISH_SCRIPT, 1, STREAM_KEY, *publish_args(100_000, batch))
+        client.eval(PUBLISH_SCRIPT, 2, *publish_keys(), *publish_args(100_000, batch))
     finally:
         client.close()
 

@@ -42,3 +42,15 @@ class Dialer:
         if self.context is None:
             return sock
         return self.context.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+def read_acks(sock: socket.socket, want: int, timeout: float = 15) -> int:
+    """Sum the `+N` acks read until they reach `want` (or the worker closes)."""
+    sock.settimeout(timeout)
+    data = b""
+    while sum(int(n[1:]) for n in data.split(b"\n") if n) < want:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return sum(int(n[1:]) for n in data.split(b"\n") if n)

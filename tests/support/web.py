@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tcpws.protocol import PUBLISH_SCRIPT, STREAM_KEY, publish_args
+from tcpws.protocol import PUBLISH_SCRIPT, publish_args, publish_keys
 from testkit.procs import Proc, free_port, python_module
 
 StartWeb = Callable[..., "Web"]
@@ -65,7 +65,7 @@ class Publisher:
     async def publish(self, *entries: tuple[int, str], peer: str = "127.0.0.1:5000") -> None:
         """Each entry: (port, lines joined by newlines)."""
         batch = [(port, peer, time.time(), data) for port, data in entries]
-        await self.client.evalsha(self.sha, 1, STREAM_KEY, *publish_args(100_000, batch))
+        await self.client.evalsha(self.sha, 2, *publish_keys(), *publish_args(100_000, batch))
 
     async def numbered(self, start: int, stop: int, per_entry: int = 1, port: int = 8001,
                        pause: Callable[[], Awaitable[None]] | None = None) -> None:

@@ -15,7 +15,8 @@ from tcpws.shards import split_urls
 
 def test_every_key_of_a_port_shares_one_hash_tag() -> None:
     keys = cluster.port_keys(8001)
-    names = [keys.stream, keys.live, keys.pubseq("host/tcp.8001:1:ab"), keys.probe("h/web.1")]
+    names = [keys.stream, keys.live, keys.pubseq("host/tcp.8001:1:ab"), keys.probe("h/web.1"),
+             keys.lines]
     assert all(name.count("{p8001}") == 1 and "{" not in name.replace("{p8001}", "")
                for name in names)
     assert keys.stream == "tcpws:{p8001}:history" and keys.live == "tcpws:{p8001}:live"

@@ -187,3 +187,41 @@ def test_long_lines_found_among_many_in_big_chunks(lengths: list[int], crlf: boo
     want_lines, want_long, want_empty = reference(stream, limit)
     assert lines == want_lines
     assert (framer.dropped_long, framer.dropped_empty) == (want_long, want_empty)
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=streams, cuts=st.lists(st.integers(min_value=0), max_size=20),
+       limit=st.integers(min_value=1, max_value=12))
+def test_the_short_way_frames_like_feed_block(stream: bytes, cuts: list[int],
+                                               limit: int) -> None:
+    """feed_whole either answers exactly what feed_block would (the same
+    lines, nothing dropped) or declines and changes nothing, so a connection
+    trying it first frames any chunking like the whole stream."""
+    framer, twin = Framer(limit), Framer(limit)
+    lines: list[str] = []
+    for chunk in split_at(stream, cuts):
+        if not chunk:
+            continue
+        text = framer.feed_whole(chunk)
+        want = twin.feed_block(chunk)
+        if text is None:
+            lines.extend(feed(framer, chunk))
+        else:
+            assert (text, chunk.count(b"\n")) == tuple(want)
+            assert (twin.dropped_long, twin.dropped_empty) == (framer.dropped_long,
+                                                               framer.dropped_empty)
+            lines.extend(lines_of(want))
+    lines.extend(finish(framer))
+    want_lines, want_long, want_empty = reference(stream, limit)
+    assert lines == want_lines
+    assert (framer.dropped_long, framer.dropped_empty) == (want_long, want_empty)
+
+
+def test_the_short_way_takes_a_plain_line_and_declines_the_rest() -> None:
+    assert Framer(100).feed_whole(b"one line\n") == "one line"
+    assert Framer(100).feed_whole(b"two\nlines\n") == "two\nlines"
+    for declined in (b"no newline", b"crlf\r\n", b"\n", b"a\n\nb\n", b"\xff\n", b"x" * 101 + b"\n"):
+        assert Framer(100).feed_whole(declined) is None
+    framer = Framer(100)
+    framer.feed_block(b"partial")
+    assert framer.feed_whole(b" line\n") is None  # a tail is buffered: the long way

@@ -7,11 +7,11 @@ from tcp_worker.scriptcall import pack_head, pack_publish
 from tcpws.backoff import Backoff
 from tcpws.protocol import (
     PUBSEQ_TTL,
-    STREAM_KEY,
     Entry,
     decode_live,
     parse_since,
     publish_args,
+    publish_keys,
     pubseq_key,
 )
 
@@ -54,11 +54,13 @@ def test_an_entry_of_several_connections_keeps_each_lines_peer_and_ts() -> None:
 
 def test_publish_args_layout() -> None:
     args = publish_args(10, [(8001, "p", 1.0, "x")])
-    assert args == [10, "tcpws:live", 8001, "p", "1.000", "x", "", ""]
-    # Idempotent form: the seq and the seq key's TTL come before the groups.
-    args = publish_args(10, [(8001, "p", 1.0, "x", '[["p",1.0,1]]')], seq=7)
-    assert args == [10, "tcpws:live", 7, PUBSEQ_TTL, 8001, "p", "1.000", "x", '[["p",1.0,1]]',
-                    ""]
+    assert args == [10, "tcpws:live", 1, 8001, "p", "1.000", "x", "", ""]
+    # Idempotent form: the seq and the seq key's TTL come before the groups;
+    # the third argument is the call's line count.
+    args = publish_args(10, [(8001, "p", 1.0, "x", '[["p",1.0,1]]'), (8002, "q", 2.0, "y\nz")],
+                        seq=7)
+    assert args == [10, "tcpws:live", 3, 7, PUBSEQ_TTL, 8001, "p", "1.000", "x",
+                    '[["p",1.0,1]]', "", 8002, "q", "2.000", "y\nz", "", ""]
     assert pubseq_key("h/tcp.8001.1:42:ab") == "tcpws:pubseq:h/tcp.8001.1:42:ab"
 
 
@@ -87,9 +89,9 @@ def test_packed_publish_is_what_redis_py_would_send() -> None:
               '[{"data_b64":"w6k="},null]')]
     sha = "f" * 40
     expected = b"".join(Connection().pack_command(
-        "EVALSHA", sha, 2, STREAM_KEY, pubseq_key("w:1:ab"),
+        "EVALSHA", sha, 3, *publish_keys("w:1:ab"),
         *publish_args(100_000, batch, seq=12)))
     assert pack_publish(pack_head(sha, "w:1:ab", 100_000), 12, batch) == expected
     assert pack_publish(pack_head(sha, "w:1:ab", 100_000), 3, []) == b"".join(
-        Connection().pack_command("EVALSHA", sha, 2, STREAM_KEY, pubseq_key("w:1:ab"),
+        Connection().pack_command("EVALSHA", sha, 3, *publish_keys("w:1:ab"),
                                   *publish_args(100_000, [], seq=3)))

@@ -30,6 +30,7 @@ from web.session import ws_gone
 from web.sse import SseEndpoint
 from web.stream import FORMATS, Refusal, admit, count_refusal, parse_params, serve, slow_client_rule
 from web.transport import WsTransport, fit_close_reason
+from web.wsdirect import DirectFrames
 
 __all__ = ["FORMATS", "create_app", "metrics_token_ok", "parse_params"]
 
@@ -58,7 +59,7 @@ def create_app(hub: Hub) -> ASGIApp:
     rule = slow_client_rule(config)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
-    async def stream(ws: WebSocket) -> None:
+    async def stream(ws: WebSocket, send: Send) -> None:
         try:
             params = await admit(hub, ws.query_params, ws.headers)
         except Refusal as refused:
@@ -67,7 +68,8 @@ def create_app(hub: Hub) -> ASGIApp:
             await ws.close(refused.code, fit_close_reason(refused.reason))
             return
         await ws.accept()
-        await serve(hub, WsTransport(ws), params, rule, ws_gone(ws))
+        # Frames straight to the socket where uvicorn's connection allows (web.wsdirect).
+        await serve(hub, WsTransport(ws, DirectFrames.of(send)), params, rule, ws_gone(ws))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -110,7 +112,7 @@ def create_app(hub: Hub) -> ASGIApp:
 
     async def streams(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            await stream(WebSocket(scope, receive, send))
+            await stream(WebSocket(scope, receive, send), send)
         else:
             await sse(scope, receive, send)
 

@@ -2,9 +2,10 @@
 
 A batch is what the broadcaster hands to every client and what a client's
 queue holds. Its size (for the byte-bounded queues) and its text in each
-output format are computed once per process, not once per client, so the
-fan-out costs each client a list append and its sender one join over the
-batches it holds.
+output format (and as a WebSocket frame's bytes, and as an SSE event) are
+computed once per process, not once per client, so the fan-out costs each
+client a list append (or a write of the shared frame) and its sender one
+join over the batches it holds.
 
 Frames stay under MAX_FRAME_BYTES where possible: big deliveries (a gap
 fill, a history page, a huge live batch) are split between entries, never
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tcpws.protocol import Entry, StreamId
 from web.transport import sse_event
+from web.wsdirect import text_frame
 
 MAX_FRAME_BYTES = 256 * 1024
 JSON_LINE_OVERHEAD = 96  # envelope bytes per line beyond its text and peer
@@ -42,6 +44,8 @@ class Batch:
     _json: str | None = field(default=None, repr=False)
     _sse_raw: bytes | None = field(default=None, repr=False)
     _sse_json: bytes | None = field(default=None, repr=False)
+    _ws_raw: bytes | None = field(default=None, repr=False)
+    _ws_json: bytes | None = field(default=None, repr=False)
     _ports: dict[frozenset[int], Batch | None] = field(default_factory=dict, repr=False)
     _severities: dict[int, Batch | None] = field(default_factory=dict, repr=False)
 
@@ -100,6 +104,17 @@ class Batch:
         if self._sse_raw is None:
             self._sse_raw = sse_event(self.raw_text, False, self.last.id_text)
         return self._sse_raw
+
+    def ws_frame(self, json: bool) -> bytes:
+        """This batch as one WebSocket text frame's bytes (web.wsdirect),
+        built once and shared by every client that negotiated no extension."""
+        if json:
+            if self._ws_json is None:
+                self._ws_json = text_frame(("[" + self.json_items + "]").encode())
+            return self._ws_json
+        if self._ws_raw is None:
+            self._ws_raw = text_frame(self.raw_text.encode())
+        return self._ws_raw
 
     def only_ports(self, ports: frozenset[int]) -> Batch | None:
         """The entries that arrived on one of `ports` (shared by every client

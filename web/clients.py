@@ -82,6 +82,8 @@ class Client:
         if wanted is None:
             return
         batch = wanted
+        if self._send_now(batch):
+            return
         loop = asyncio.get_running_loop()
         now = loop.time()
         verdict = self._backlog.add(self._weight(batch), now)
@@ -94,6 +96,26 @@ class Client:
             self._grace_timer = loop.call_later(self._backlog.rule.grace, self._grace_over)
         self._queue.append(batch)
         self._wake()
+
+    def _send_now(self, batch: Batch) -> bool:
+        """Send `batch` from the fan-out itself when the sender is idle (its
+        queue empty, nothing in flight, no close asked) and the transport
+        takes the frame without a wait: waking the sender's task costs more
+        than the write. Else False, and the batch goes the queued way."""
+        waiter = self._waiter
+        if (waiter is None or waiter.done() or self._woken or self._cursor
+                or self.close_code is not None
+                or batch.first_id <= self.sent[batch.shard]):
+            return False
+        if not self.transport.send_now(batch, self.json):
+            return False
+        last = batch.last
+        self.sent[batch.shard] = last.id
+        stats = self._stats
+        stats.frames_sent += 1
+        stats.lines_sent += batch.lines
+        stats.lag_seconds = max(0.0, time.time() - last.ts)
+        return True
 
     def wants(self, batch: Batch) -> Batch | None:
         """The part of `batch` this client asked for (port=, severity=), or

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 from starlette.types import Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
+from web.wsdirect import DirectFrames, text_frame
+
 if TYPE_CHECKING:
     from web.batch import Batch  # which builds its own event once, with sse_event
 
@@ -62,6 +64,10 @@ class Transport(Protocol):
         """Send `batches` as one frame (one event). `cursor` (several shards,
         json): the resume id the frame's last object carries instead of its own."""
 
+    def send_now(self, batch: Batch, json: bool) -> bool:
+        """Send `batch` as one frame at once if that needs no wait (nor a
+        per-client frame); False, having sent nothing, if not."""
+
     async def ping(self) -> None: ...
 
     async def close(self, code: int, reason: str) -> None: ...
@@ -72,26 +78,40 @@ def _peer(client: tuple[str, int] | None) -> str:
 
 
 class WsTransport:
-    """A WebSocket: one text frame per frame; websockets pings by itself."""
+    """A WebSocket: one text frame per frame; websockets pings by itself.
+    With `direct` (web.wsdirect) a frame's bytes are written to the socket
+    as built once per batch, else sent through the ASGI `send`."""
 
-    __slots__ = ("ws",)
+    __slots__ = ("direct", "ws")
     keepalive = None
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, direct: DirectFrames | None = None) -> None:
         self.ws = ws
+        self.direct = direct
 
     @property
     def peer(self) -> str:
         return _peer(self.ws.client)
 
-    async def send(self, batches: list[Batch], json: bool, cursor: str | None = None) -> None:
+    def _text(self, batches: list[Batch], json: bool, cursor: str | None) -> str:
         if json:
             items = ",".join(b.json_items for b in batches)
             if cursor is not None:
                 items = with_last_id(items, cursor)
-            await self.ws.send_text("[" + items + "]")
+            return "[" + items + "]"
+        return "\n".join(b.raw_text for b in batches)
+
+    async def send(self, batches: list[Batch], json: bool, cursor: str | None = None) -> None:
+        direct = self.direct
+        if direct is None:
+            await self.ws.send_text(self._text(batches, json, cursor))
+        elif len(batches) == 1 and cursor is None:
+            await direct.write(batches[0].ws_frame(json))
         else:
-            await self.ws.send_text("\n".join(b.raw_text for b in batches))
+            await direct.write(text_frame(self._text(batches, json, cursor).encode()))
+
+    def send_now(self, batch: Batch, json: bool) -> bool:
+        return self.direct is not None and self.direct.write_now(batch.ws_frame(json))
 
     async def ping(self) -> None:
         pass
@@ -157,6 +177,9 @@ class SseTransport:
             await self._body(sse_event(items, True, cursor))
             return
         await self._body(b"".join(b.sse_event(json) for b in batches))
+
+    def send_now(self, batch: Batch, json: bool) -> bool:
+        return False  # a body part goes through the HTTP protocol's async send
 
     async def ping(self) -> None:
         await self._body(b": keep-alive\n\n")

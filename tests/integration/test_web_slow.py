@@ -99,3 +99,34 @@ async def test_a_client_over_the_bound_longer_than_the_grace_is_cut(
         await recv_until_closed(stalled, within=30)
     assert (stalled.close_code, stalled.close_reason) == (1008, "too slow")
     assert await metric(web, OVER) == 1
+
+
+async def test_a_stalled_client_is_cut_while_a_reader_beside_it_gets_every_line_in_order(
+        redis_url: str, start_web: StartWeb, publisher: Publisher) -> None:
+    """Both connected from the start, so the reader's frames go out from the
+    fan-out itself (web.clients) while the stalled one's queue fills: the
+    rule still cuts the stalled one, and the reader loses nothing."""
+    web = start_web(redis_url, "--client-queue-bytes", str(BOUND), "--slow-client-grace", "1")
+    async with web.ws(sock=stalled_socket(web), max_queue=1) as stalled, web.ws() as reader:
+        got: list[str] = []
+
+        async def read() -> None:
+            while True:
+                got.extend(str(await reader.recv()).split("\n"))
+
+        reading = asyncio.create_task(read())
+        try:
+            entries = await publish_until_over_bound(web, publisher, limit=14 * MIB)
+            await asyncio.to_thread(wait_until, lambda: metrics_now(web)[SLOW] > 0, 30, 0.1,
+                                    "the stalled client cut after the grace")
+            await publisher.publish((8001, "after the cut"))
+            want = [f"{e:05d}.{i:02d}" + "x" * LINE_BYTES
+                    for e in range(entries) for i in range(LINES_PER_ENTRY)] + ["after the cut"]
+            await asyncio.to_thread(wait_until, lambda: len(got) >= len(want), 30, 0.05,
+                                    "the reader got every line")
+            assert got == want
+        finally:
+            reading.cancel()
+        await recv_until_closed(stalled, within=30)
+    assert (stalled.close_code, stalled.close_reason) == (1008, "too slow")
+    assert await metric(web, SLOW) == 1

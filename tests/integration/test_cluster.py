@@ -21,7 +21,14 @@ from tcpws.cluster import port_keys
 from tcpws.protocol import entry_from_stream
 from testkit.cluster import RedisCluster
 from testkit.procs import RedisServer, free_port
-from tests.support.senders import Collector, Sender, exactly_once, last_line_each, wait_for
+from tests.support.senders import (
+    Collector,
+    Sender,
+    exactly_once,
+    last_line_each,
+    two_clients_one_away,
+    wait_for,
+)
 from tests.support.tcp_worker import StartWorker
 from tests.support.web import StartWeb, Web
 
@@ -66,39 +73,8 @@ async def test_three_ports_on_three_masters_resume_exactly_once(
     assert set(owners.values()) == set(cluster.masters())
     web = start(cluster, ports, start_worker, start_web)
     senders = [await Sender(p).open() for p in ports]
-    first, second, resumed = Collector(), Collector(), Collector()
     try:
-        async with web.ws("?format=json") as ws_a:
-            first.task = asyncio.create_task(first.run(ws_a))
-            async with web.ws("?format=json") as ws_b:
-                second.task = asyncio.create_task(second.run(ws_b))
-                for _ in range(10):
-                    for s in senders:
-                        await s.send(10)
-                    await asyncio.sleep(0.05)
-                await wait_for(lambda: len(second.lines) >= 150, 20,
-                               "the second client gets lines")
-                second.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await second.task
-            for _ in range(10):  # away: more lines on every port
-                for s in senders:
-                    await s.send(10)
-                await asyncio.sleep(0.02)
-            assert second.cursor.count("_") == PORTS - 1, second.cursor
-            async with web.ws(f"?format=json&since={second.cursor}") as ws_b:
-                resumed.task = asyncio.create_task(resumed.run(ws_b))
-                await wait_for(lambda: all(s.acked == s.sent for s in senders), 20,
-                               "all acked")
-                total = sum(s.sent for s in senders)
-                await wait_for(lambda: len(first.lines) >= total, 20, "first client has all")
-                await wait_for(lambda: len(second.lines) + len(resumed.lines) >= total, 20,
-                               "resumed client has all")
-                await last_line_each(senders, [[first], [second, resumed]])
-                for task in (first.task, resumed.task):
-                    task.cancel()
-        exactly_once(first.lines, senders)
-        exactly_once(second.lines + resumed.lines, senders)
+        await two_clients_one_away(web, senders, PORTS)
         # Each port's history is on its slot's master, holding only that port.
         for s in senders:
             assert set(stored(owners[s.port], s.port)) == {s.port}

@@ -18,10 +18,17 @@ import redis
 from tcpws.protocol import STREAM_KEY, entry_from_stream
 from tcpws.shards import shard_of
 from testkit.procs import RedisServer, free_port, wait_until
-from tests.support.senders import Collector, Sender, exactly_once, last_line_each, wait_for
+from tests.support.senders import (
+    Collector,
+    Sender,
+    exactly_once,
+    last_line_each,
+    two_clients_one_away,
+    wait_for,
+)
 from tests.support.tail import tailing
 from tests.support.tcp_worker import StartWorker
-from tests.support.web import StartWeb
+from tests.support.web import StartWeb, Web
 
 SHARDS = 3
 
@@ -44,48 +51,22 @@ def ports_one_per_shard() -> list[int]:
     return [found[i] for i in range(SHARDS)]
 
 
-async def test_three_ports_over_three_shards_resume_exactly_once(
-        servers: list[RedisServer], start_worker: StartWorker, start_web: StartWeb) -> None:
+def start_system(servers: list[RedisServer], start_worker: StartWorker,
+                 start_web: StartWeb) -> tuple[Web, list[int]]:
+    """A --ack tcp worker per port, one port per shard, and a web over them all."""
     urls = ",".join(s.url for s in servers)
     ports = ports_one_per_shard()
     for port in ports:
         start_worker(urls, "--ack", port=port)
-    web = start_web(urls)
+    return start_web(urls), ports
+
+
+async def test_three_ports_over_three_shards_resume_exactly_once(
+        servers: list[RedisServer], start_worker: StartWorker, start_web: StartWeb) -> None:
+    web, ports = start_system(servers, start_worker, start_web)
     senders = [await Sender(p).open() for p in ports]
-    first, second, resumed = Collector(), Collector(), Collector()
     try:
-        async with web.ws("?format=json") as ws_a:
-            first.task = asyncio.create_task(first.run(ws_a))
-            async with web.ws("?format=json") as ws_b:
-                second.task = asyncio.create_task(second.run(ws_b))
-                for _ in range(10):
-                    for s in senders:
-                        await s.send(10)
-                    await asyncio.sleep(0.05)
-                await wait_for(lambda: len(second.lines) >= 150, 20,
-                               "the second client gets lines")
-                second.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await second.task
-            # Away: more lines on every port, and on every shard.
-            for _ in range(10):
-                for s in senders:
-                    await s.send(10)
-                await asyncio.sleep(0.02)
-            assert second.cursor.count("_") == SHARDS - 1, second.cursor
-            async with web.ws(f"?format=json&since={second.cursor}") as ws_b:
-                resumed.task = asyncio.create_task(resumed.run(ws_b))
-                await wait_for(lambda: all(s.acked == s.sent for s in senders), 20,
-                               "all acked")
-                total = sum(s.sent for s in senders)
-                await wait_for(lambda: len(first.lines) >= total, 20, "first client has all")
-                await wait_for(lambda: len(second.lines) + len(resumed.lines) >= total, 20,
-                               "resumed client has all")
-                await last_line_each(senders, [[first], [second, resumed]])
-                for task in (first.task, resumed.task):
-                    task.cancel()
-        exactly_once(first.lines, senders)
-        exactly_once(second.lines + resumed.lines, senders)
+        await two_clients_one_away(web, senders, SHARDS)
         # Each port's history is on its own shard, and only there.
         for shard, server in enumerate(servers):
             client = redis.Redis.from_url(server.url)
@@ -106,11 +87,7 @@ async def test_three_ports_over_three_shards_resume_exactly_once(
 
 async def test_one_shard_killed_holds_only_its_port_and_loses_nothing(
         servers: list[RedisServer], start_worker: StartWorker, start_web: StartWeb) -> None:
-    urls = ",".join(s.url for s in servers)
-    ports = ports_one_per_shard()
-    for port in ports:
-        start_worker(urls, "--ack", port=port)
-    web = start_web(urls)
+    web, ports = start_system(servers, start_worker, start_web)
     senders = [await Sender(p).open() for p in ports]
     lost, others = senders[0], senders[1:]
     stop = asyncio.Event()
@@ -171,11 +148,7 @@ async def test_tail_follows_and_resumes_over_shards(
     """`tcpws.tail` starts from the web's newest position (a cursor over the
     shards), prints every line of every shard once, and `--since` with the
     cursor a frame's last line carried prints only what came after it."""
-    urls = ",".join(s.url for s in servers)
-    ports = ports_one_per_shard()
-    for port in ports:
-        start_worker(urls, "--ack", port=port)
-    web = start_web(urls)
+    web, ports = start_system(servers, start_worker, start_web)
     senders = [await Sender(p).open() for p in ports]
     try:
         for s in senders:  # before the tail: not printed by a tail from "live"

@@ -9,8 +9,12 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from testkit.procs import wait_until
+
+if TYPE_CHECKING:
+    from tests.support.web import Web
 
 
 class Sender:
@@ -101,3 +105,39 @@ def exactly_once(lines: list[str], senders: list[Sender]) -> None:
     extra = got - expected
     assert not missing, f"{sum(missing.values())} lines missing, e.g. {list(missing)[:3]}"
     assert not extra, f"{sum(extra.values())} lines too many, e.g. {list(extra)[:3]}"
+
+
+async def two_clients_one_away(web: Web, senders: list[Sender], positions: int) -> None:
+    """Two format=json clients while every sender sends; the second goes away,
+    more is sent, and it comes back with the cursor of its last frame (one
+    position per shard). Both must get every line exactly once."""
+    first, second, resumed = Collector(), Collector(), Collector()
+    async with web.ws("?format=json") as ws_a:
+        first.task = asyncio.create_task(first.run(ws_a))
+        async with web.ws("?format=json") as ws_b:
+            second.task = asyncio.create_task(second.run(ws_b))
+            for _ in range(10):
+                for s in senders:
+                    await s.send(10)
+                await asyncio.sleep(0.05)
+            await wait_for(lambda: len(second.lines) >= 150, 20, "the second client gets lines")
+            second.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await second.task
+        for _ in range(10):  # away: more lines on every port, and on every shard
+            for s in senders:
+                await s.send(10)
+            await asyncio.sleep(0.02)
+        assert second.cursor.count("_") == positions - 1, second.cursor
+        async with web.ws(f"?format=json&since={second.cursor}") as ws_b:
+            resumed.task = asyncio.create_task(resumed.run(ws_b))
+            await wait_for(lambda: all(s.acked == s.sent for s in senders), 20, "all acked")
+            total = sum(s.sent for s in senders)
+            await wait_for(lambda: len(first.lines) >= total, 20, "first client has all")
+            await wait_for(lambda: len(second.lines) + len(resumed.lines) >= total, 20,
+                           "resumed client has all")
+            await last_line_each(senders, [[first], [second, resumed]])
+            for task in (first.task, resumed.task):
+                task.cancel()
+    exactly_once(first.lines, senders)
+    exactly_once(second.lines + resumed.lines, senders)

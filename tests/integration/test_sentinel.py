@@ -18,7 +18,7 @@ import pytest
 from testkit.cluster import REDIS7_SERVER
 from testkit.sentinel import SentinelSet
 from tests.integration.conftest import REDIS7_INSTALL
-from tests.support.senders import Collector, Sender, exactly_once, last_line_each, wait_for
+from tests.support.senders import Collector, Sender, away_comes_back, wait_for
 from tests.support.tcp_worker import StartWorker
 from tests.support.tools import require_tool
 from tests.support.web import StartWeb
@@ -40,17 +40,12 @@ async def test_sentinel_failover_under_ack_replicas_loses_nothing_acked(
     senders = [await Sender(p).open() for p in ports]
     stop = asyncio.Event()
 
-    async def keep_sending(sender: Sender) -> None:
-        while not stop.is_set():
-            await sender.send(5)
-            await asyncio.sleep(0.02)
-
-    live, away, back = Collector(), Collector(), Collector()
+    live, away = Collector(), Collector()
     try:
         async with web.ws("?format=json") as ws_live, web.ws("?format=json") as ws_away:
             live.task = asyncio.create_task(live.run(ws_live))
             away.task = asyncio.create_task(away.run(ws_away))
-            flows = [asyncio.create_task(keep_sending(s)) for s in senders]
+            flows = [asyncio.create_task(s.keep_sending(stop)) for s in senders]
             await wait_for(lambda: all(live.of_port(p) >= 50 for p in ports), 20, "flowing")
             old = sentinel_set.master_port()
             before = [s.acked for s in senders]
@@ -66,19 +61,7 @@ async def test_sentinel_failover_under_ack_replicas_loses_nothing_acked(
             assert sentinel_set.master_port() not in (0, old)
             stop.set()
             await asyncio.gather(*flows)
-            async with web.ws(f"?format=json&since={away.cursor}") as ws_back:
-                back.task = asyncio.create_task(back.run(ws_back))
-                await wait_for(lambda: all(s.acked == s.sent for s in senders), 30,
-                               "every line acked")
-                total = sum(s.sent for s in senders)
-                await wait_for(lambda: len(live.lines) >= total, 30, "the live client has all")
-                await wait_for(lambda: len(away.lines) + len(back.lines) >= total, 30,
-                               "the resumed client has all")
-                await last_line_each(senders, [[live], [away, back]])
-                back.task.cancel()
-            live.task.cancel()
-        exactly_once(live.lines, senders)
-        exactly_once(away.lines + back.lines, senders)
+            await away_comes_back(web, senders, live, away)
         print(f"sentinel failover: acks again {resumed_after:.1f} s after the kill; "
               f"{sum(s.acked for s in senders)} lines acked in all, 0 lost, 0 twice")
     finally:

@@ -21,8 +21,7 @@ from testkit.procs import RedisServer, free_port, wait_until
 from tests.support.senders import (
     Collector,
     Sender,
-    exactly_once,
-    last_line_each,
+    away_comes_back,
     two_clients_one_away,
     wait_for,
 )
@@ -92,18 +91,12 @@ async def test_one_shard_killed_holds_only_its_port_and_loses_nothing(
     lost, others = senders[0], senders[1:]
     stop = asyncio.Event()
 
-    async def keep_sending(sender: Sender) -> None:
-        # One task per sender: the held one may block in drain().
-        while not stop.is_set():
-            await sender.send(5)
-            await asyncio.sleep(0.02)
-
-    live, away, back = Collector(), Collector(), Collector()
+    live, away = Collector(), Collector()
     try:
         async with web.ws("?format=json") as ws_live, web.ws("?format=json") as ws_away:
             live.task = asyncio.create_task(live.run(ws_live))
             away.task = asyncio.create_task(away.run(ws_away))
-            flows = [asyncio.create_task(keep_sending(s)) for s in senders]
+            flows = [asyncio.create_task(s.keep_sending(stop)) for s in senders]
             await wait_for(lambda: all(live.of_port(p) >= 50 for p in ports), 20, "flowing")
             servers[0].kill()
             await wait_for(lambda: '"up":false' in web.get("/api/status")[1].decode(), 20,
@@ -124,19 +117,7 @@ async def test_one_shard_killed_holds_only_its_port_and_loses_nothing(
             await wait_for(lambda: lost.acked > held, 30, "the lost shard's port flows again")
             stop.set()
             await asyncio.gather(*flows)
-            async with web.ws(f"?format=json&since={away.cursor}") as ws_back:
-                back.task = asyncio.create_task(back.run(ws_back))
-                await wait_for(lambda: all(s.acked == s.sent for s in senders), 30,
-                               "every line acked")
-                total = sum(s.sent for s in senders)
-                await wait_for(lambda: len(live.lines) >= total, 30, "the live client has all")
-                await wait_for(lambda: len(away.lines) + len(back.lines) >= total, 30,
-                               "the resumed client has all")
-                await last_line_each(senders, [[live], [away, back]])
-                back.task.cancel()
-            live.task.cancel()
-        exactly_once(live.lines, senders)
-        exactly_once(away.lines + back.lines, senders)
+            await away_comes_back(web, senders, live, away)
     finally:
         stop.set()
         for s in senders:

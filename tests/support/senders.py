@@ -47,6 +47,13 @@ class Sender:
         self.sent += count
         await self._writer.drain()
 
+    async def keep_sending(self, stop: asyncio.Event) -> None:
+        """5 lines every 20 ms until `stop` (a task per sender: a held one
+        may block in drain())."""
+        while not stop.is_set():
+            await self.send(5)
+            await asyncio.sleep(0.02)
+
     def expected(self) -> list[str]:
         return [f"p{self.port}-n{i}" for i in range(self.sent)]
 
@@ -141,3 +148,25 @@ async def two_clients_one_away(web: Web, senders: list[Sender], positions: int) 
                 task.cancel()
     exactly_once(first.lines, senders)
     exactly_once(second.lines + resumed.lines, senders)
+
+
+async def away_comes_back(web: Web, senders: list[Sender], live: Collector,
+                          away: Collector) -> None:
+    """After an outage: `away` (a client that left during it) comes back with
+    the cursor of its last frame. Once every line is acked, the `live` client
+    (there all along) and `away` with its return must each have every line
+    exactly once: every line was acked, so none may be lost or doubled."""
+    back = Collector()
+    async with web.ws(f"?format=json&since={away.cursor}") as ws_back:
+        back.task = asyncio.create_task(back.run(ws_back))
+        await wait_for(lambda: all(s.acked == s.sent for s in senders), 30, "every line acked")
+        total = sum(s.sent for s in senders)
+        await wait_for(lambda: len(live.lines) >= total, 30, "the live client has all")
+        await wait_for(lambda: len(away.lines) + len(back.lines) >= total, 30,
+                       "the resumed client has all")
+        await last_line_each(senders, [[live], [away, back]])
+        back.task.cancel()
+    assert live.task is not None
+    live.task.cancel()
+    exactly_once(live.lines, senders)
+    exactly_once(away.lines + back.lines, senders)
